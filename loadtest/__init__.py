@@ -1,0 +1,1 @@
+"""Load generation and benchmarks; independent of the service's own code paths."""

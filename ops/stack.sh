@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Local stack for machines without Docker: Apache Kafka (KRaft, jars from Maven
+# Central), Redis and Prometheus (Debian packages), all on loopback.
+#
+#   ops/stack.sh up     [kafka|redis|prometheus ...]   install what is missing, start what is not running
+#   ops/stack.sh down   [kafka|redis|prometheus ...]   stop (data is kept)
+#   ops/stack.sh status                                 one line per service
+#   ops/stack.sh purge                                  stop everything and delete the stack's data
+#
+# Every setting is an environment variable (same names the service reads):
+#   KPI_STACK_DIR              data, logs and pid files      (default: <project>/.stack)
+#   KPI_KAFKA_PORT             broker port                   (default: 19092)
+#   KPI_KAFKA_CONTROLLER_PORT  KRaft controller port         (default: 19093)
+#   KPI_REDIS_PORT             Redis port                    (default: 16379)
+#   KPI_PROMETHEUS_PORT        Prometheus port               (default: 19090)
+#   KPI_EXPORTER_PORT          exporter port Prometheus scrapes (default: 19100)
+#   KPI_SCRAPE_INTERVAL        Prometheus scrape interval    (default: 5s)
+#   KPI_CACHE_DIR              where the Kafka jars are kept (default: ~/.cache/kpi-stack)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+project="$(cd "$here/.." && pwd)"
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/kafka/pom.xml")"
+
+STACK_DIR="${KPI_STACK_DIR:-$project/.stack}"
+KAFKA_PORT="${KPI_KAFKA_PORT:-19092}"
+KAFKA_CONTROLLER_PORT="${KPI_KAFKA_CONTROLLER_PORT:-19093}"
+REDIS_PORT="${KPI_REDIS_PORT:-16379}"
+PROMETHEUS_PORT="${KPI_PROMETHEUS_PORT:-19090}"
+EXPORTER_PORT="${KPI_EXPORTER_PORT:-19100}"
+SCRAPE_INTERVAL="${KPI_SCRAPE_INTERVAL:-5s}"
+CACHE_DIR="${KPI_CACHE_DIR:-$HOME/.cache/kpi-stack}"
+KAFKA_LIBS="$CACHE_DIR/kafka-$KAFKA_VERSION/libs"
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_of() {  # pid of a running service, or nothing
+  local f="$STACK_DIR/$1.pid"
+  [[ -f $f ]] || return 0
+  local pid; pid="$(cat "$f")"
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then echo "$pid"; fi
+}
+
+wait_until() {  # wait_until SECONDS DESCRIPTION COMMAND...
+  local limit=$1 what=$2; shift 2
+  local start=$SECONDS
+  until "$@"; do
+    (( SECONDS - start < limit )) || return 1
+    sleep 0.2
+  done
+  log "$what ready after $((SECONDS - start))s"
+}
+
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root to run: $* (install it by hand, then rerun)"; fi
+}
+
+apt_install() {  # apt_install PACKAGE...
+  log "installing Debian packages: $*"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq >/dev/null
+  as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_packages() {
+  local missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v redis-cli >/dev/null || missing+=(redis-tools)
+  command -v prometheus >/dev/null || missing+=(prometheus)
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  (( ${#missing[@]} == 0 )) || apt_install "${missing[@]}"
+}
+
+ensure_kafka_libs() {
+  [[ -f $KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar ]] && return 0
+  log "fetching Apache Kafka $KAFKA_VERSION jars from Maven Central into $KAFKA_LIBS"
+  local tmp="$KAFKA_LIBS.tmp.$$"
+  rm -rf "$tmp"
+  mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$tmp" >&2 || die "Maven could not fetch the Kafka jars"
+  mkdir -p "$(dirname "$KAFKA_LIBS")"
+  rm -rf "$KAFKA_LIBS"
+  mv "$tmp" "$KAFKA_LIBS"
+}
+
+start_kafka() {
+  if [[ -n $(pid_of kafka) ]]; then log "kafka already running (pid $(pid_of kafka))"; return 0; fi
+  port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by another process (set KPI_KAFKA_PORT)"
+  ensure_kafka_libs
+  local dir="$STACK_DIR/kafka"
+  mkdir -p "$dir/data"
+  cat > "$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=4
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.cleaner.dedupe.buffer.size=2097152
+auto.create.topics.enable=true
+PROPS
+  cp "$here/kafka/log4j2.yaml" "$dir/log4j2.yaml"
+  if [[ ! -f $dir/data/meta.properties ]]; then
+    local cluster_id
+    cluster_id="$(java -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
+    java -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$dir/log4j2.yaml" kafka.tools.StorageTool \
+      format -t "$cluster_id" -c "$dir/server.properties" --ignore-formatted >"$dir/format.log" 2>&1 \
+      || { cat "$dir/format.log" >&2; die "kafka storage format failed"; }
+  fi
+  log "starting kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
+  : > "$dir/server.log"
+  nohup java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$dir/log4j2.yaml" -Dkafka.logs.dir="$dir" \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties" >>"$dir/server.log" 2>&1 &
+  echo $! > "$STACK_DIR/kafka.pid"
+  wait_until 90 kafka grep -q 'Kafka Server started' "$dir/server.log" \
+    || { tail -n 30 "$dir/server.log" >&2; die "kafka did not start in 90s (log: $dir/server.log)"; }
+}
+
+start_redis() {
+  if [[ -n $(pid_of redis) ]]; then log "redis already running (pid $(pid_of redis))"; return 0; fi
+  port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by another process (set KPI_REDIS_PORT)"
+  local dir="$STACK_DIR/redis"
+  mkdir -p "$dir"
+  log "starting redis on 127.0.0.1:$REDIS_PORT"
+  nohup redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$dir" --save "" \
+    --appendonly yes --appendfsync everysec --daemonize no --logfile "$dir/redis.log" >/dev/null 2>&1 &
+  echo $! > "$STACK_DIR/redis.pid"
+  wait_until 30 redis redis_ping || die "redis did not answer PING in 30s (log: $dir/redis.log)"
+}
+
+redis_ping() { [[ $(redis-cli -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
+
+prometheus_ready() { curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null 2>&1; }
+
+start_prometheus() {
+  if [[ -n $(pid_of prometheus) ]]; then log "prometheus already running (pid $(pid_of prometheus))"; return 0; fi
+  port_open "$PROMETHEUS_PORT" && die "port $PROMETHEUS_PORT is taken by another process (set KPI_PROMETHEUS_PORT)"
+  local dir="$STACK_DIR/prometheus"
+  mkdir -p "$dir/data"
+  sed -e "s/@SCRAPE_INTERVAL@/$SCRAPE_INTERVAL/g" -e "s/@EXPORTER_PORT@/$EXPORTER_PORT/g" \
+      -e "s/@PROMETHEUS_PORT@/$PROMETHEUS_PORT/g" \
+      "$here/prometheus/prometheus.local.yml.in" > "$dir/prometheus.yml"
+  promtool check config "$dir/prometheus.yml" >/dev/null || die "invalid Prometheus config $dir/prometheus.yml"
+  log "starting prometheus on 127.0.0.1:$PROMETHEUS_PORT (scraping 127.0.0.1:$EXPORTER_PORT every $SCRAPE_INTERVAL)"
+  nohup prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+    --storage.tsdb.retention.time=60d --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+    --web.enable-lifecycle --web.enable-admin-api >"$dir/prometheus.log" 2>&1 &
+  echo $! > "$STACK_DIR/prometheus.pid"
+  wait_until 60 prometheus prometheus_ready || { tail -n 20 "$dir/prometheus.log" >&2; die "prometheus not ready in 60s"; }
+}
+
+stop_service() {
+  local name=$1 pid; pid="$(pid_of "$name")"
+  if [[ -z $pid ]]; then log "$name not running"; rm -f "$STACK_DIR/$name.pid"; return 0; fi
+  kill -TERM "$pid" 2>/dev/null || true
+  local start=$SECONDS
+  while kill -0 "$pid" 2>/dev/null && (( SECONDS - start < 30 )); do sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then log "$name did not stop in 30s, killing"; kill -KILL "$pid" 2>/dev/null || true; fi
+  rm -f "$STACK_DIR/$name.pid"
+  log "$name stopped"
+}
+
+status_line() {
+  local name=$1 port=$2 pid; pid="$(pid_of "$name")"
+  if [[ -n $pid ]]; then printf '%-11s running  pid %-8s 127.0.0.1:%s\n' "$name" "$pid" "$port"
+  else printf '%-11s stopped\n' "$name"; fi
+}
+
+services() { if (( $# )); then echo "$@"; else echo kafka redis prometheus; fi; }
+
+cmd=${1:-status}; shift || true
+mkdir -p "$STACK_DIR"
+case $cmd in
+  up)
+    start=$SECONDS
+    ensure_packages
+    for s in $(services "$@"); do
+      case $s in kafka) start_kafka ;; redis) start_redis ;; prometheus) start_prometheus ;; *) die "unknown service $s" ;; esac
+    done
+    log "stack up in $((SECONDS - start))s"
+    ;;
+  down)
+    for s in $(services "$@"); do stop_service "$s"; done ;;
+  status)
+    status_line kafka "$KAFKA_PORT"; status_line redis "$REDIS_PORT"; status_line prometheus "$PROMETHEUS_PORT" ;;
+  purge)
+    for s in kafka redis prometheus; do stop_service "$s"; done
+    rm -rf "$STACK_DIR"; log "removed $STACK_DIR" ;;
+  -h|--help|help)
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown command $cmd (up, down, status, purge)" ;;
+esac

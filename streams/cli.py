@@ -1,0 +1,121 @@
+"""Command line: ``kpi worker | exporter | create-topics | watch``.
+
+Every option comes from a ``KPI_*`` environment variable; ``kpi --help`` lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from streams.errors import KpiError
+from streams.settings import Settings, describe
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kpi",
+        description="Live e-commerce KPIs: Kafka -> Faust -> Redis -> Prometheus.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="settings (environment variables, with defaults):\n" + describe(),
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("worker", help="consume Kafka topics into Redis (Faust worker)")
+    sub.add_parser("exporter", help="serve /metrics for Prometheus, read from Redis at scrape time")
+    sub.add_parser("create-topics", help="create the Kafka topics if they are missing")
+    watch = sub.add_parser("watch", help="show live KPIs in the terminal, from Prometheus")
+    watch.add_argument("--interval", type=float, default=2.0, help="seconds between screens")
+    watch.add_argument("--once", action="store_true", help="print one screen and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kpi`` script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except KpiError as exc:
+        print(f"kpi: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "worker":
+        return run_worker(settings)
+    if args.command == "exporter":
+        return run_exporter(settings)
+    if args.command == "create-topics":
+        from streams.topics import create_topics
+
+        created = asyncio.run(create_topics(settings))
+        print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
+        return 0
+    if args.command == "watch":
+        from streams.promql import PrometheusClient
+        from streams.watch import watch
+
+        try:
+            watch(
+                PrometheusClient(settings.prometheus_url), settings.channels, args.interval,
+                iterations=1 if args.once else None,
+            )
+        except KeyboardInterrupt:
+            pass
+        return 0
+    raise AssertionError(args.command)
+
+
+def run_worker(settings: Settings) -> int:
+    """Run the Faust worker until SIGTERM or Ctrl-C."""
+    import faust
+
+    from streams.app import create_app
+
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def run_exporter(settings: Settings) -> int:
+    """Serve /metrics until SIGTERM or Ctrl-C."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from streams.exporter import KpiCollector
+    from streams.keys import KeyLayout
+    from streams.runtime import sync_redis
+    from streams.timebuckets import BucketClock
+
+    registry = CollectorRegistry()
+    registry.register(
+        KpiCollector(
+            sync_redis(settings),
+            KeyLayout(settings.redis_prefix),
+            BucketClock(settings.business_timezone),
+            settings.channels,
+        )
+    )
+    server, thread = start_http_server(
+        settings.exporter_port, addr=settings.exporter_host, registry=registry
+    )
+    log.info("exporter serving http://%s:%d/metrics", settings.exporter_host, settings.exporter_port)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    server.shutdown()
+    thread.join(timeout=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

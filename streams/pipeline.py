@@ -1,0 +1,147 @@
+"""The one code path from raw partition records to an applied Redis batch.
+
+Live agents and replay both call :meth:`BatchProcessor.process` with the records
+of one shard, in offset order. It skips what Redis already holds, decodes,
+publishes rejections to the dead-letter sink, aggregates, and applies; when the
+offset guard reports that another apply got there first, it re-reads the stored
+state and retries with what is still new. Redis outages are retried with
+backoff instead of raised, because an exception would let Faust acknowledge (and
+so lose) the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import redis.exceptions
+
+from streams.aggregators import TrafficAggregator
+from streams.events import DecodeLimits, PageView, Rejection, decode
+from streams.keys import Shard
+from streams.sink import RedisSink, ShardState
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One raw message of a shard."""
+
+    offset: int
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What happened to one shard batch."""
+
+    fresh: int
+    skipped: int
+    rejected: int
+    attempts: int
+
+
+class DeadLetters(Protocol):
+    """Where rejected events go, with the reason and their source position."""
+
+    async def publish(self, shard: Shard, offset: int, rejection: Rejection, raw: bytes) -> None:
+        """Record one rejected event (at least once)."""
+
+
+class DeadLetterList:
+    """In-memory dead letters, for replay dry runs and tests."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Shard, int, Rejection, bytes]] = []
+
+    async def publish(self, shard: Shard, offset: int, rejection: Rejection, raw: bytes) -> None:
+        """Keep the rejection in memory."""
+        self.items.append((shard, offset, rejection, raw))
+
+
+def wall_clock_ms() -> int:
+    """Current time in epoch milliseconds (only used to bound accepted event times)."""
+    return time.time_ns() // 1_000_000
+
+
+class BatchProcessor:
+    """Decode, aggregate and apply the batches of any number of shards."""
+
+    def __init__(
+        self,
+        limits: DecodeLimits,
+        aggregator: TrafficAggregator,
+        sink: RedisSink,
+        dead_letters: DeadLetters,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        retry_initial_s: float = 0.2,
+        retry_max_s: float = 5.0,
+    ) -> None:
+        self.limits = limits
+        self.aggregator = aggregator
+        self.sink = sink
+        self.dead_letters = dead_letters
+        self.clock_ms = clock_ms
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self._states: dict[Shard, ShardState] = {}
+
+    def forget(self, shard: Shard) -> None:
+        """Drop the cached state of a shard (after a rebalance takes it away)."""
+        self._states.pop(shard, None)
+
+    async def process(self, shard: Shard, records: Sequence[Record]) -> BatchOutcome:
+        """Apply ``records`` (one shard, ascending offsets) exactly once."""
+        attempts = 0
+        published_upto = -1
+        while True:
+            attempts += 1
+            state = self._states.get(shard)
+            if state is None:
+                state = await self._retrying(lambda: self.sink.load_state(shard))
+            fresh = [
+                r for r in records
+                if state.applied_offset is None or r.offset > state.applied_offset
+            ]
+            if not fresh:
+                self._states[shard] = state
+                return BatchOutcome(0, len(records), 0, attempts)
+            now_ms = self.clock_ms()
+            decoded: list[PageView | Rejection] = []
+            rejected = 0
+            for record in fresh:
+                event = decode(record.value, self.limits, now_ms)
+                decoded.append(event)
+                if isinstance(event, Rejection):
+                    rejected += 1
+                    if record.offset > published_upto:
+                        await self.dead_letters.publish(shard, record.offset, event, record.value)
+            published_upto = max(published_upto, fresh[-1].offset)
+            delta = self.aggregator.aggregate(decoded, state.watermark_ms, now_ms)
+            result = await self._retrying(
+                lambda: self.sink.apply(shard, state, fresh[-1].offset, delta, now_ms)
+            )
+            self._states[shard] = result.state
+            if result.applied:
+                return BatchOutcome(len(fresh), len(records) - len(fresh), rejected, attempts)
+            log.info(
+                "shard %s: stored offset %s differs from expected %s; re-filtering",
+                shard.id, result.state.applied_offset, state.applied_offset,
+            )
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        delay = self.retry_initial_s
+        while True:
+            try:
+                return await call()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)

@@ -1,0 +1,130 @@
+"""One frozen settings object, built once at the entry point from ``KPI_*`` variables.
+
+No other module reads the environment. Every variable name is derived here from
+the field name (``kafka_bootstrap`` -> ``KPI_KAFKA_BOOTSTRAP``), and
+:func:`describe` lists them all for ``--help``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from streams.errors import SettingsError
+
+ENV_PREFIX = "KPI_"
+
+DEFAULT_CHANNELS = ("search", "ads", "social", "direct", "email", "affiliate", "other")
+DEFAULT_PAGE_TYPES = (
+    "home", "category", "product", "search", "cart", "checkout",
+    "campaign", "login", "register", "user_center", "other",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with defaults that match ``ops/stack.sh``."""
+
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    redis_url: str = "redis://127.0.0.1:16379/0"
+    redis_prefix: str = "kpi"
+    clickstream_topic: str = "clickstream"
+    dead_letter_topic: str = "kpi-dead-letter"
+    topic_partitions: int = 4
+    consumer_group: str = "kpi-worker"
+    faust_datadir: str = ".stack/faust"
+    business_timezone: str = "Asia/Shanghai"
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
+    page_types: tuple[str, ...] = DEFAULT_PAGE_TYPES
+    batch_max_events: int = 2000
+    batch_within_seconds: float = 0.5
+    max_event_bytes: int = 1_048_576
+    max_future_skew_seconds: int = 300
+    late_after_seconds: int = 60
+    minute_retention_seconds: int = 2 * 86_400
+    hour_retention_seconds: int = 8 * 86_400
+    day_retention_seconds: int = 400 * 86_400
+    exporter_host: str = "127.0.0.1"
+    exporter_port: int = 19100
+    prometheus_url: str = "http://127.0.0.1:19090"
+    session_timeout_seconds: float = 10.0
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        try:
+            zoneinfo.ZoneInfo(self.business_timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(
+                f"{env_name('business_timezone')}={self.business_timezone!r} is not a known time zone"
+            ) from exc
+        for name in ("topic_partitions", "batch_max_events", "max_event_bytes", "exporter_port"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{env_name(name)} must be positive, got {getattr(self, name)}")
+        for name in ("channels", "page_types"):
+            values = getattr(self, name)
+            if "other" not in values:
+                raise SettingsError(f"{env_name(name)} must contain 'other' (the fallback label)")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from ``environ``; unknown ``KPI_*`` names are an error (typos)."""
+        known = {env_name(f.name): f for f in fields(cls)}
+        stray = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+        stray = [k for k in stray if k not in STACK_ONLY_VARIABLES]
+        if stray:
+            raise SettingsError(f"unknown setting(s): {', '.join(stray)}; see `kpi --help`")
+        values: dict[str, Any] = {}
+        for name, field in known.items():
+            if name in environ:
+                values[field.name] = _parse(name, environ[name], field.default)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with ``changes`` applied (and validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+# Read only by ops/stack.sh; accepted here so one environment serves both.
+STACK_ONLY_VARIABLES = frozenset({
+    "KPI_STACK_DIR", "KPI_KAFKA_PORT", "KPI_KAFKA_CONTROLLER_PORT", "KPI_REDIS_PORT",
+    "KPI_PROMETHEUS_PORT", "KPI_SCRAPE_INTERVAL", "KPI_CACHE_DIR",
+})
+
+
+def env_name(field_name: str) -> str:
+    """Environment variable that sets ``field_name``."""
+    return ENV_PREFIX + field_name.upper()
+
+
+def describe() -> str:
+    """One line per variable with its default, for ``--help``."""
+    lines = []
+    for f in fields(Settings):
+        default = f.default
+        shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        lines.append(f"  {env_name(f.name):<32} {shown}")
+    return "\n".join(lines)
+
+
+def _parse(name: str, raw: str, default: object) -> object:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:
+                raise ValueError(raw)
+            return raw.lower() in {"1", "true", "yes"}
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            items = tuple(part.strip() for part in raw.split(",") if part.strip())
+            if not items:
+                raise ValueError("empty list")
+            return items
+        return raw
+    except ValueError as exc:
+        kind = type(default).__name__
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind}") from exc
