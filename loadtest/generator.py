@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import random
@@ -20,17 +21,23 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 KNOWN_CHANNELS = ("search", "ads", "social", "direct", "email", "affiliate", "other")
 # Raw sources as they arrive; the last three are not on the allow-list and must count as "other".
 CHANNEL_WEIGHTS = {
-    "search": 30, "ads": 22, "social": 15, "direct": 18, "email": 6, "affiliate": 5,
-    "other": 1, "tiktok-live": 2, "weibo": 1,
+    "search": 30,
+    "ads": 22,
+    "social": 15,
+    "direct": 18,
+    "email": 6,
+    "affiliate": 5,
+    "other": 1,
+    "tiktok-live": 2,
+    "weibo": 1,
 }
 PAGE_FLOW = {
     "home": (("category", 35), ("search", 25), ("product", 25), ("campaign", 15)),
@@ -159,19 +166,27 @@ def generate(
             if rng.random() * 5.8 < promotion_shape(fraction):
                 break
         t = start_ms + int(fraction * duration_s * 1000)
-        page_type = "campaign" if campaign else _pick(rng, (("home", 50), ("search", 20), ("product", 30)))
+        page_type = (
+            "campaign" if campaign else _pick(rng, (("home", 50), ("search", 20), ("product", 30)))
+        )
         for _ in range(1 + min(int(rng.expovariate(1 / 5)), 40)):
             if t >= end_ms or produced >= events:
                 break
             page = f"/{page_type}/{rng.randrange(500)}" if page_type != "home" else "/"
             doc = {
-                "schema": 1, "type": "page_view",
+                "schema": 1,
+                "type": "page_view",
                 "event_id": str(uuid.uuid5(ns, f"{produced}")),
                 "event_time": datetime.fromtimestamp(t / 1000, ZoneInfo(timezone)).isoformat(
                     timespec="milliseconds"
                 ),
-                "visitor_id": visitor, "session_id": session, "page": page,
-                "page_type": page_type, "channel": channel, "campaign": campaign, "device": device,
+                "visitor_id": visitor,
+                "session_id": session,
+                "page": page,
+                "page_type": page_type,
+                "channel": channel,
+                "campaign": campaign,
+                "device": device,
             }
             rows.append((t, visitor.encode(), json.dumps(doc, separators=(",", ":")).encode()))
             truth.add(t, channel, visitor)
@@ -205,33 +220,53 @@ def write_file(messages: list[tuple[bytes, bytes]], path: Path) -> None:
             out.write(value.replace(b"\n", b" ") + b"\n")
 
 
+@dataclass(frozen=True)
+class Produced:
+    """Where the messages landed: last offset per partition, and how long it took."""
+
+    last_offsets: dict[int, int]
+    seconds: float
+
+
 async def produce(
-    bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]], progress: bool = False
-) -> float:
-    """Send every message keyed by visitor; returns the seconds it took."""
+    bootstrap: str,
+    topic: str,
+    messages: list[tuple[bytes, bytes]],
+    progress: bool = False,
+    pause_every: int = 0,
+    pause_s: float = 0.0,
+) -> Produced:
+    """Send every message keyed by visitor (optionally pausing to pace the stream)."""
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=256 * 1024,
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=20,
+        max_batch_size=256 * 1024,
     )
     await producer.start()
     started = time.perf_counter()
+    last: dict[int, int] = {}
     try:
         pending = []
         for i, (key, value) in enumerate(messages, 1):
             pending.append(await producer.send(topic, value=value, key=key))
-            if len(pending) >= 5000:
-                await asyncio.gather(*pending)
+            if len(pending) >= 5000 or (pause_every and i % pause_every == 0):
+                for meta in await asyncio.gather(*pending):
+                    last[meta.partition] = max(last.get(meta.partition, -1), meta.offset)
                 pending.clear()
                 if progress:
                     print(f"\rproduced {i:,}/{len(messages):,}", end="", file=sys.stderr)
-        await asyncio.gather(*pending)
-        await producer.flush()
+                if pause_every and i % pause_every == 0:
+                    await asyncio.sleep(pause_s)
+        for meta in await asyncio.gather(*pending):
+            last[meta.partition] = max(last.get(meta.partition, -1), meta.offset)
     finally:
         await producer.stop()
     if progress:
         print(file=sys.stderr)
-    return time.perf_counter() - started
+    return Produced(last, time.perf_counter() - started)
 
 
 async def produce_live(bootstrap: str, topic: str, rate: float, seed: int, timezone: str) -> None:
@@ -247,8 +282,14 @@ async def produce_live(bootstrap: str, topic: str, rate: float, seed: int, timez
             now_ms = int(time.time() * 1000)
             fraction = (now_ms / 1000 % 3600) / 3600
             count = max(1, int(rate * chunk_s * promotion_shape(fraction) / 2.0))
-            batch = generate(count, now_ms - int(chunk_s * 1000), chunk_s, seed + round_no,
-                             bad_ratio=0.002, timezone=timezone)
+            batch = generate(
+                count,
+                now_ms - int(chunk_s * 1000),
+                chunk_s,
+                seed + round_no,
+                bad_ratio=0.002,
+                timezone=timezone,
+            )
             for key, value in batch.messages:
                 await producer.send(topic, value=value, key=key)
             round_no += 1
@@ -259,7 +300,9 @@ async def produce_live(bootstrap: str, topic: str, rate: float, seed: int, timez
 
 def main(argv: list[str] | None = None) -> int:
     """Command line of the generator."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--events", type=int, default=50_000, help="page views to generate")
     p.add_argument("--minutes", type=float, default=30.0, help="event-time span, ending now")
     p.add_argument("--seed", type=int, default=11)
@@ -275,19 +318,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.live:
         if not args.kafka:
             p.error("--live needs --kafka")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(produce_live(args.kafka, args.topic, args.rate, args.seed, args.timezone))
-        except KeyboardInterrupt:
-            pass
         return 0
     end_ms = int(time.time() * 1000)
     start_ms = end_ms - int(args.minutes * 60_000)
-    generated = generate(args.events, start_ms, args.minutes * 60, args.seed, args.bad_ratio, args.timezone)
+    generated = generate(
+        args.events, start_ms, args.minutes * 60, args.seed, args.bad_ratio, args.timezone
+    )
     if args.file:
         write_file(generated.messages, args.file)
     if args.kafka:
-        took = asyncio.run(produce(args.kafka, args.topic, generated.messages, progress=True))
-        print(f"produced {len(generated.messages):,} messages in {took:.1f}s", file=sys.stderr)
+        produced = asyncio.run(produce(args.kafka, args.topic, generated.messages, progress=True))
+        print(
+            f"produced {len(generated.messages):,} messages in {produced.seconds:.1f}s",
+            file=sys.stderr,
+        )
     if args.truth:
         args.truth.write_text(json.dumps(generated.truth.to_json()))
     return 0

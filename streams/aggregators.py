@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from streams.events import PageView, RejectReason, Rejection
+from streams.events import PageView, Rejection, RejectReason
 from streams.timebuckets import Bucket, BucketClock, Granularity
 
 ANY_CHANNEL = "_all"

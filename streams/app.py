@@ -76,12 +76,14 @@ def create_app(settings: Settings) -> faust.App:
         partitions=settings.topic_partitions,
     )
     dead_letter_topic = app.topic(
-        settings.dead_letter_topic, key_type=bytes, value_type=bytes,
+        settings.dead_letter_topic,
+        key_type=bytes,
+        value_type=bytes,
         partitions=settings.topic_partitions,
     )
     state: dict[str, BatchProcessor] = {}
 
-    @app.agent(clickstream, name="clickstream-kpis")  # type: ignore[untyped-decorator]
+    @app.agent(clickstream, name="clickstream-kpis")
     async def clickstream_kpis(stream: Any) -> None:
         if "processor" not in state:
             state["processor"] = batch_processor(
@@ -98,8 +100,9 @@ def create_app(settings: Settings) -> faust.App:
                 # which would drop the batch. Exit before that can happen: the
                 # offsets stay uncommitted and a restarted worker reapplies the
                 # batch (the offset guard in Redis skips what was applied).
-                log.critical("unexpected error applying a batch; exiting unacknowledged",
-                             exc_info=True)
+                log.critical(
+                    "unexpected error applying a batch; exiting unacknowledged", exc_info=True
+                )
                 logging.shutdown()
                 os._exit(EXIT_UNAPPLIED_BATCH)
 
@@ -119,5 +122,8 @@ async def apply_events(processor: BatchProcessor, events: Sequence[Any]) -> None
         outcome = await processor.process(shard, records)
         log.debug(
             "shard %s: %d applied, %d already applied, %d rejected",
-            shard.id, outcome.fresh, outcome.skipped, outcome.rejected,
+            shard.id,
+            outcome.fresh,
+            outcome.skipped,
+            outcome.rejected,
         )

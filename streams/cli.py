@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -63,13 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streams.promql import PrometheusClient
         from streams.watch import watch
 
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             watch(
-                PrometheusClient(settings.prometheus_url), settings.channels, args.interval,
+                PrometheusClient(settings.prometheus_url),
+                settings.channels,
+                args.interval,
                 iterations=1 if args.once else None,
             )
-        except KeyboardInterrupt:
-            pass
         return 0
     raise AssertionError(args.command)
 
@@ -107,7 +108,9 @@ def run_exporter(settings: Settings) -> int:
     server, thread = start_http_server(
         settings.exporter_port, addr=settings.exporter_host, registry=registry
     )
-    log.info("exporter serving http://%s:%d/metrics", settings.exporter_host, settings.exporter_port)
+    log.info(
+        "exporter serving http://%s:%d/metrics", settings.exporter_host, settings.exporter_port
+    )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -1,9 +1,9 @@
 """The project's exception tree.
 
-    KpiError
-    ├── SettingsError      a KPI_* environment variable is missing or malformed
-    ├── DecodeError        an event cannot be accepted (carries a RejectReason)
-    └── SinkError          Redis refused or lost a batch apply
+KpiError
+├── SettingsError      a KPI_* environment variable is missing or malformed
+├── DecodeError        an event cannot be accepted (carries a RejectReason)
+└── SinkError          Redis refused or lost a batch apply
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 A page view travels on the ``clickstream`` topic, keyed by ``visitor_id``::
 
-    {"schema": 1, "type": "page_view", "event_id": "...", "event_time": "2026-11-11T20:00:00.123+08:00",
-     "visitor_id": "...", "session_id": "...", "page": "/product/123", "page_type": "product",
+    {"schema": 1, "type": "page_view", "event_id": "...",
+     "event_time": "2026-11-11T20:00:00.123+08:00", "visitor_id": "...", "session_id": "...",
+     "page": "/product/123", "page_type": "product",
      "channel": "search", "campaign": "double11", "device": "app"}
 
 ``decode`` never raises on bad input: it returns a :class:`Rejection` with a
@@ -89,7 +90,7 @@ def decode(raw: bytes, limits: DecodeLimits, now_ms: int) -> PageView | Rejectio
     if schema != SCHEMA_VERSION or isinstance(schema, bool):
         return Rejection(RejectReason.UNSUPPORTED_SCHEMA, f"schema {schema!r}"[:200])
     event_type = doc.get("type")
-    if event_type not in EVENT_TYPES:
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         return Rejection(RejectReason.UNKNOWN_TYPE, f"type {event_type!r}"[:200])
     for name in _STRING_FIELDS:
         value = doc.get(name)

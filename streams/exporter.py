@@ -22,7 +22,14 @@ from prometheus_client.registry import Collector
 
 from streams.aggregators import ANY_CHANNEL
 from streams.events import RejectReason
-from streams.keys import OPS_CONSUMED, OPS_LAST_APPLY_MS, OPS_LATE, OPS_REJECTED_PREFIX, KeyLayout, Shard
+from streams.keys import (
+    OPS_CONSUMED,
+    OPS_LAST_APPLY_MS,
+    OPS_LATE,
+    OPS_REJECTED_PREFIX,
+    KeyLayout,
+    Shard,
+)
 from streams.timebuckets import Bucket, BucketClock, Granularity
 
 log = logging.getLogger(__name__)
@@ -86,7 +93,7 @@ class KpiCollector(Collector):
     def _read(self, now: float) -> list[Metric]:
         shards = sorted(
             Shard.parse(raw.decode() if isinstance(raw, bytes) else raw)
-            for raw in self.client.smembers(self.layout.shards())  # type: ignore[union-attr]
+            for raw in self.client.smembers(self.layout.shards())
         )
         minute_now = self.clock.start_of(Granularity.MINUTE, now)
         pipe = self.client.pipeline(transaction=False)
@@ -138,7 +145,9 @@ class KpiCollector(Collector):
             labels=["topic", "partition"],
         )
         applied = GaugeMetricFamily(
-            "shop_applied_offset", "Last Kafka offset applied to Redis.", labels=["topic", "partition"]
+            "shop_applied_offset",
+            "Last Kafka offset applied to Redis.",
+            labels=["topic", "partition"],
         )
         last_apply = GaugeMetricFamily(
             "shop_last_apply_timestamp_seconds",
@@ -205,8 +214,16 @@ class KpiCollector(Collector):
         for (topic, reason), n in rejected.items():
             rejected_f.add_metric([topic, reason], n)
         return [
-            page_views, visitors, visitors_all, consumed_f, late_f, rejected_f,
-            watermark, delay, applied, last_apply,
+            page_views,
+            visitors,
+            visitors_all,
+            consumed_f,
+            late_f,
+            rejected_f,
+            watermark,
+            delay,
+            applied,
+            last_apply,
         ]
 
 

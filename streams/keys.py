@@ -84,7 +84,7 @@ class KeyLayout:
         head = f"{self.prefix}:{{"
         if not key.startswith(head):
             raise ValueError(f"key outside prefix {self.prefix!r}: {key!r}")
-        shard_id, sep, rest = key[len(head):].partition("}:")
+        shard_id, sep, rest = key[len(head) :].partition("}:")
         if not sep:
             raise ValueError(f"key without shard tag: {key!r}")
         parts = rest.split(":")

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import redis.exceptions
 
@@ -105,11 +105,19 @@ class BatchProcessor:
             attempts += 1
             state = self._states.get(shard)
             if state is None:
-                state = await self._retrying(lambda: self.sink.load_state(shard))
+                state = await self._retrying(self.sink.load_state, shard)
             fresh = [
-                r for r in records
+                r
+                for r in records
                 if state.applied_offset is None or r.offset > state.applied_offset
             ]
+            if len(fresh) < len(records):
+                log.info(
+                    "shard %s: skipping %d record(s) already applied (offsets <= %s)",
+                    shard.id,
+                    len(records) - len(fresh),
+                    state.applied_offset,
+                )
             if not fresh:
                 self._states[shard] = state
                 return BatchOutcome(0, len(records), 0, attempts)
@@ -126,21 +134,23 @@ class BatchProcessor:
             published_upto = max(published_upto, fresh[-1].offset)
             delta = self.aggregator.aggregate(decoded, state.watermark_ms, now_ms)
             result = await self._retrying(
-                lambda: self.sink.apply(shard, state, fresh[-1].offset, delta, now_ms)
+                self.sink.apply, shard, state, fresh[-1].offset, delta, now_ms
             )
             self._states[shard] = result.state
             if result.applied:
                 return BatchOutcome(len(fresh), len(records) - len(fresh), rejected, attempts)
             log.info(
                 "shard %s: stored offset %s differs from expected %s; re-filtering",
-                shard.id, result.state.applied_offset, state.applied_offset,
+                shard.id,
+                result.state.applied_offset,
+                state.applied_offset,
             )
 
-    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
         delay = self.retry_initial_s
         while True:
             try:
-                return await call()
+                return await call(*args)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)

@@ -19,8 +19,17 @@ ENV_PREFIX = "KPI_"
 
 DEFAULT_CHANNELS = ("search", "ads", "social", "direct", "email", "affiliate", "other")
 DEFAULT_PAGE_TYPES = (
-    "home", "category", "product", "search", "cart", "checkout",
-    "campaign", "login", "register", "user_center", "other",
+    "home",
+    "category",
+    "product",
+    "search",
+    "cart",
+    "checkout",
+    "campaign",
+    "login",
+    "register",
+    "user_center",
+    "other",
 )
 
 
@@ -57,8 +66,9 @@ class Settings:
         try:
             zoneinfo.ZoneInfo(self.business_timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            name = env_name("business_timezone")
             raise SettingsError(
-                f"{env_name('business_timezone')}={self.business_timezone!r} is not a known time zone"
+                f"{name}={self.business_timezone!r} is not a known time zone"
             ) from exc
         for name in ("topic_partitions", "batch_max_events", "max_event_bytes", "exporter_port"):
             if getattr(self, name) <= 0:
@@ -80,6 +90,11 @@ class Settings:
         for name, field in known.items():
             if name in environ:
                 values[field.name] = _parse(name, environ[name], field.default)
+        # The local stack's port variables also point the service at that stack.
+        for port_var, field_name, template in _PORT_DERIVED:
+            if port_var in environ and field_name not in values:
+                port = _parse(port_var, environ[port_var], 0)
+                values[field_name] = template.format(port=port)
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:
@@ -87,11 +102,26 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-# Read only by ops/stack.sh; accepted here so one environment serves both.
-STACK_ONLY_VARIABLES = frozenset({
-    "KPI_STACK_DIR", "KPI_KAFKA_PORT", "KPI_KAFKA_CONTROLLER_PORT", "KPI_REDIS_PORT",
-    "KPI_PROMETHEUS_PORT", "KPI_SCRAPE_INTERVAL", "KPI_CACHE_DIR",
-})
+# Read by ops/stack.sh; the port variables also set the matching address
+# below when that address is not given, so one environment serves both.
+STACK_ONLY_VARIABLES = frozenset(
+    {
+        "KPI_STACK_DIR",
+        "KPI_KAFKA_PORT",
+        "KPI_KAFKA_CONTROLLER_PORT",
+        "KPI_REDIS_PORT",
+        "KPI_PROMETHEUS_PORT",
+        "KPI_SCRAPE_INTERVAL",
+        "KPI_CACHE_DIR",
+    }
+)
+
+
+_PORT_DERIVED = (
+    ("KPI_KAFKA_PORT", "kafka_bootstrap", "127.0.0.1:{port}"),
+    ("KPI_REDIS_PORT", "redis_url", "redis://127.0.0.1:{port}/0"),
+    ("KPI_PROMETHEUS_PORT", "prometheus_url", "http://127.0.0.1:{port}"),
+)
 
 
 def env_name(field_name: str) -> str:

@@ -1,0 +1,261 @@
+"""The real stack (Kafka, Redis, Prometheus) once per session, on free loopback ports.
+
+``ops/stack.sh`` starts it (installing what is missing); a service that cannot
+start fails the run. Each test gets its own topic, consumer group and Redis
+prefix, and starts the worker and exporter it needs as real processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+from loadtest.generator import Produced, produce
+from streams.promql import PrometheusClient
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = ROOT / "ops" / "stack.sh"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    kafka: str
+    redis_url: str
+    prometheus_url: str
+    exporter_port: int
+    started_in_s: float
+    logs: Path
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url, decode_responses=True)
+
+    def prometheus(self) -> PrometheusClient:
+        return PrometheusClient(self.prometheus_url)
+
+    def run_stack(self, *args: str) -> None:
+        subprocess.run([str(STACK), *args], env=self.env, check=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    base = tmp_path_factory.mktemp("stack")
+    ports = {
+        name: free_port() for name in ("kafka", "controller", "redis", "prometheus", "exporter")
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    env.update(
+        KPI_STACK_DIR=str(base),
+        KPI_KAFKA_PORT=str(ports["kafka"]),
+        KPI_KAFKA_CONTROLLER_PORT=str(ports["controller"]),
+        KPI_REDIS_PORT=str(ports["redis"]),
+        KPI_PROMETHEUS_PORT=str(ports["prometheus"]),
+        KPI_EXPORTER_PORT=str(ports["exporter"]),
+        KPI_SCRAPE_INTERVAL="1s",
+    )
+    started = time.perf_counter()
+    subprocess.run([str(STACK), "up"], env=env, check=True, timeout=600)
+    stack = Stack(
+        env=env,
+        kafka=f"127.0.0.1:{ports['kafka']}",
+        redis_url=f"redis://127.0.0.1:{ports['redis']}/0",
+        prometheus_url=f"http://127.0.0.1:{ports['prometheus']}",
+        exporter_port=ports["exporter"],
+        started_in_s=time.perf_counter() - started,
+        logs=base / "logs",
+    )
+    stack.logs.mkdir()
+    try:
+        yield stack
+    finally:
+        subprocess.run([str(STACK), "down"], env=env, check=False, timeout=120)
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def wait_log(self, text: str, timeout_s: float = 90) -> float:
+        """Wait until the service's log shows ``text``; returns the seconds waited."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            if text in self.log.read_text(errors="replace"):
+                return time.monotonic() - started
+            if self.process.poll() is not None:
+                pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
+            time.sleep(0.1)
+        pytest.fail(f"{self.name} did not log {text!r} in {timeout_s}s:\n{self.tail()}")
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Pipeline:
+    """One test's slice of the stack: its own topic, group and prefix."""
+
+    stack: Stack
+    env: dict[str, str]
+    topic: str
+    prefix: str
+    services: list[Service] = field(default_factory=list)
+
+    def start(self, command: str) -> Service:
+        n = sum(1 for s in self.services if s.name == command)
+        log = self.stack.logs / f"{self.topic}-{command}-{n}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streams", command],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        service = Service(command, process, log)
+        self.services.append(service)
+        return service
+
+    def create_topics(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "streams", "create-topics"],
+            env=self.env,
+            check=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+
+    def produce(
+        self, messages: list[tuple[bytes, bytes]], pause_every: int = 0, pause_s: float = 0.0
+    ) -> Produced:
+        return asyncio.run(
+            produce(
+                self.stack.kafka, self.topic, messages, pause_every=pause_every, pause_s=pause_s
+            )
+        )
+
+    def applied_offsets(self) -> dict[int, int]:
+        client = self.stack.redis()
+        out = {}
+        for raw in client.smembers(f"{self.prefix}:shards"):
+            topic, _, partition = str(raw).rpartition(".")
+            if topic == self.topic:
+                value = client.get(f"{self.prefix}:{{{raw}}}:applied")
+                if value is not None:
+                    out[int(partition)] = int(value)
+        return out
+
+    def wait_applied(self, last: dict[int, int], timeout_s: float = 180) -> float:
+        """Wait until Redis holds every produced offset; returns when that happened."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            applied = self.applied_offsets()
+            if all(applied.get(p, -1) >= off for p, off in last.items()):
+                return time.perf_counter()
+            for s in self.services:
+                if (
+                    s.name == "worker"
+                    and s.process.poll() is not None
+                    and s.process.returncode != -9
+                ):
+                    pytest.fail(f"worker exited with {s.process.returncode}:\n{s.tail()}")
+            time.sleep(0.1)
+        workers = [s for s in self.services if s.name == "worker"]
+        pytest.fail(
+            f"not all offsets applied in {timeout_s}s: want {last}, have {self.applied_offsets()}\n"
+            + (workers[-1].tail() if workers else "")
+        )
+
+    def wait_scraped(self, last: dict[int, int], timeout_s: float = 60) -> float:
+        """Wait until Prometheus has scraped the final offsets; returns that scrape's time."""
+        prom = self.stack.prometheus()
+        want = sum(last.values())
+        query = f'sum(shop_applied_offset{{topic="{self.topic}"}})'
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            got = prom.query(query)
+            if got and got[0].value == want:
+                stamp = prom.query(f'max(timestamp(shop_applied_offset{{topic="{self.topic}"}}))')
+                return stamp[0].value
+            time.sleep(0.5)
+        pytest.fail(f"Prometheus never showed offsets {want} for {self.topic}: {prom.query(query)}")
+
+
+@pytest.fixture
+def pipeline(stack: Stack) -> Iterator[Pipeline]:
+    tag = uuid.uuid4().hex[:8]
+    topic = f"clicks-{tag}"
+    prefix = f"t{tag}"
+    env = dict(stack.env)
+    for name in ("KPI_STACK_DIR", "KPI_SCRAPE_INTERVAL"):
+        env.pop(name, None)
+    for name in (
+        "KPI_KAFKA_PORT",
+        "KPI_KAFKA_CONTROLLER_PORT",
+        "KPI_REDIS_PORT",
+        "KPI_PROMETHEUS_PORT",
+    ):
+        env.pop(name, None)
+    env.update(
+        KPI_KAFKA_BOOTSTRAP=stack.kafka,
+        KPI_REDIS_URL=stack.redis_url,
+        KPI_REDIS_PREFIX=prefix,
+        KPI_CLICKSTREAM_TOPIC=topic,
+        KPI_DEAD_LETTER_TOPIC=f"{topic}-dead-letter",
+        KPI_CONSUMER_GROUP=f"kpi-{tag}",
+        KPI_FAUST_DATADIR=str(stack.logs / f"faust-{tag}"),
+        KPI_EXPORTER_PORT=str(stack.exporter_port),
+        KPI_PROMETHEUS_URL=stack.prometheus_url,
+        KPI_SESSION_TIMEOUT_SECONDS="6",
+        PYTHONPATH=str(ROOT),
+    )
+    pipe = Pipeline(stack, env, topic, prefix)
+    try:
+        yield pipe
+    finally:
+        for service in pipe.services:
+            service.stop()
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., None]:
+    def wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.1)
+        pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+
+    return wait

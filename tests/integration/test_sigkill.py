@@ -1,0 +1,84 @@
+"""Exactly once under SIGKILL: kill the worker mid-stream, restart it, count exactly."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from loadtest.generator import KNOWN_CHANNELS, Produced, generate
+from tests.integration.conftest import Pipeline
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+KILLS = 2
+
+
+def test_sigkill_mid_stream_loses_and_duplicates_nothing(
+    pipeline: Pipeline, measure: Callable[[str, str], None]
+) -> None:
+    now_ms = int(time.time() * 1000)
+    generated = generate(60_000, now_ms - 10 * 60_000, 10 * 60, seed=7, bad_ratio=0.005)
+    first_day = datetime.fromtimestamp(now_ms / 1000 - 600, ZoneInfo("Asia/Shanghai")).date()
+    if first_day != datetime.fromtimestamp(now_ms / 1000, ZoneInfo("Asia/Shanghai")).date():
+        pytest.fail("generated traffic crosses the business-day boundary; rerun after 00:10 CST")
+    truth = generated.truth
+    total = len(generated.messages)
+    pipeline.create_topics()
+    pipeline.start("exporter")
+    worker = pipeline.start("worker")
+    worker.wait_log("Worker ready")
+
+    produced: list[Produced] = []
+    # Paced production (~10 s) so that the kills land while events are still arriving.
+    producer = threading.Thread(
+        target=lambda: produced.append(pipeline.produce(generated.messages, 3000, 0.5))
+    )
+    producer.start()
+    recoveries = []
+    for kill in range(KILLS):
+        target = total * (kill + 1) // (KILLS + 2)
+        deadline = time.monotonic() + 120
+        while sum(o + 1 for o in pipeline.applied_offsets().values()) < target:
+            assert time.monotonic() < deadline, "worker made no progress"
+            time.sleep(0.05)
+        applied_before = sum(o + 1 for o in pipeline.applied_offsets().values())
+        worker.kill()
+        assert applied_before < total, "the kill came after everything was applied"
+        killed_at = time.monotonic()
+        worker = pipeline.start("worker")
+        # Recovery: time from the kill until Redis moves past where the dead worker stopped.
+        while sum(o + 1 for o in pipeline.applied_offsets().values()) <= applied_before:
+            assert time.monotonic() - killed_at < 180, worker.tail()
+            time.sleep(0.05)
+        recoveries.append(time.monotonic() - killed_at)
+        measure(f"sigkill #{kill + 1}: applied when killed", f"{applied_before:,} of {total:,}")
+    producer.join(timeout=300)
+    assert produced, "producer failed"
+    pipeline.wait_applied(produced[0].last_offsets)
+    measure("sigkill: seconds from kill to progress", ", ".join(f"{r:.1f}" for r in recoveries))
+
+    scraped_at = pipeline.wait_scraped(produced[0].last_offsets)
+    prom = pipeline.stack.prometheus()
+    day = int(
+        datetime.fromtimestamp(scraped_at, ZoneInfo("Asia/Shanghai"))
+        .replace(hour=0, minute=0, second=0, microsecond=0)
+        .timestamp()
+    )
+    skipped = sum(
+        int(line.split("skipping ")[1].split(" ")[0])
+        for service in pipeline.services
+        for line in service.log.read_text(errors="replace").splitlines()
+        if "already applied" in line
+    )
+    measure("sigkill: redelivered records skipped by the offset guard", f"{skipped:,}")
+    pv = {s.labels["channel"]: s.value for s in prom.query('shop_page_views{window="day"}')}
+    assert pv == {c: float(truth.pv("d", day, c)) for c in KNOWN_CHANNELS}
+    consumed = prom.query(f'shop_events_consumed_total{{topic="{pipeline.topic}"}}')
+    assert consumed[0].value == total
+    rejected = prom.query(f'sum(shop_events_rejected_total{{topic="{pipeline.topic}"}})')
+    assert rejected[0].value == sum(truth.rejected.values())

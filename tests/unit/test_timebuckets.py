@@ -1,0 +1,51 @@
+from datetime import UTC, datetime
+
+from streams.timebuckets import Bucket, BucketClock, Granularity
+
+
+def ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def epoch(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp())
+
+
+def test_shanghai_day_starts_at_16_utc() -> None:
+    clock = BucketClock("Asia/Shanghai")
+    before = clock.buckets(ms("2026-11-11T15:59:59.999+00:00"))
+    after = clock.buckets(ms("2026-11-11T16:00:00.000+00:00"))
+    assert before[2] == Bucket(Granularity.DAY, epoch("2026-11-10T16:00:00+00:00"))
+    assert after[2] == Bucket(Granularity.DAY, epoch("2026-11-11T16:00:00+00:00"))
+    assert after[1] == Bucket(Granularity.HOUR, epoch("2026-11-11T16:00:00+00:00"))
+    assert before[0] == Bucket(Granularity.MINUTE, epoch("2026-11-11T15:59:00+00:00"))
+
+
+def test_event_exactly_on_a_minute_edge_opens_the_new_minute() -> None:
+    clock = BucketClock("Asia/Shanghai")
+    minute, hour, _ = clock.buckets(ms("2026-11-11T20:00:00+08:00"))
+    assert minute.start == epoch("2026-11-11T12:00:00+00:00")
+    assert hour.start == minute.start
+
+
+def test_hours_follow_the_zone_offset_not_utc() -> None:
+    clock = BucketClock("Asia/Kathmandu")  # UTC+05:45
+    _, hour, day = clock.buckets(ms("2026-11-11T10:20:00+00:00"))
+    assert hour.start == epoch("2026-11-11T10:15:00+00:00")
+    assert day.start == epoch("2026-11-10T18:15:00+00:00")
+
+
+def test_day_length_across_daylight_saving_change() -> None:
+    clock = BucketClock("America/New_York")
+    _, _, day = clock.buckets(ms("2026-11-01T12:00:00-05:00"))
+    assert day.start == epoch("2026-11-01T00:00:00-04:00")
+    assert clock.end_of(day) - day.start == 25 * 3600
+
+
+def test_start_of_and_end_of() -> None:
+    clock = BucketClock("Asia/Shanghai")
+    t = datetime(2026, 11, 11, 12, 34, 56, tzinfo=UTC).timestamp()
+    assert clock.start_of(Granularity.HOUR, t) == epoch("2026-11-11T12:00:00+00:00")
+    day = Bucket(Granularity.DAY, clock.start_of(Granularity.DAY, t))
+    assert clock.end_of(day) - day.start == 86_400
+    assert clock.end_of(Bucket(Granularity.MINUTE, 120)) == 180
