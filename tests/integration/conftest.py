@@ -56,7 +56,9 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, measure: Callable[[str, str], None]
+) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("stack")
     ports = {
         name: free_port() for name in ("kafka", "controller", "redis", "prometheus", "exporter")
@@ -83,6 +85,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         logs=base / "logs",
     )
     stack.logs.mkdir()
+    measure("stack: seconds to bring Kafka, Redis, Prometheus up", f"{stack.started_in_s:.1f}")
     try:
         yield stack
     finally:
