@@ -145,13 +145,20 @@ def generate(
     seed: int = 11,
     bad_ratio: float = 0.0,
     timezone: str = "Asia/Shanghai",
+    visitor_pool: int | None = None,
+    clip: bool = True,
 ) -> Generated:
-    """About ``events`` page views in sessions spread over ``[start, start + duration)``."""
+    """``events`` page views in sessions starting in ``[start, start + duration)``.
+
+    Sessions are cut at the end of the span unless ``clip`` is False (live mode
+    lets them run on). Visitors are drawn from ``visitor_pool`` ids (default:
+    one per six views, so most visitors come back).
+    """
     rng = random.Random(seed)
     truth = GroundTruth(timezone)
     end_ms = start_ms + int(duration_s * 1000)
     rows: list[tuple[int, bytes, bytes]] = []
-    visitors = max(1, events // 6)
+    visitors = visitor_pool or max(1, events // 6)
     produced = 0
     ns = uuid.UUID(int=seed)
     while produced < events:
@@ -170,7 +177,7 @@ def generate(
             "campaign" if campaign else _pick(rng, (("home", 50), ("search", 20), ("product", 30)))
         )
         for _ in range(1 + min(int(rng.expovariate(1 / 5)), 40)):
-            if t >= end_ms or produced >= events:
+            if (clip and t >= end_ms) or produced >= events:
                 break
             page = f"/{page_type}/{rng.randrange(500)}" if page_type != "home" else "/"
             doc = {
@@ -270,32 +277,53 @@ async def produce(
 
 
 async def produce_live(bootstrap: str, topic: str, rate: float, seed: int, timezone: str) -> None:
-    """Endless traffic stamped with the current time, following the promotion shape per hour."""
+    """Endless traffic in real time: sessions are planned a minute ahead, sent when due."""
+    import heapq
+
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50)
     await producer.start()
-    chunk_s = 1.0
-    round_no = 0
+    round_s = 60
+    pending: list[tuple[int, int, bytes, bytes]] = []
+    planned_until = int(time.time() * 1000)
+    order = 0
     try:
         while True:
             now_ms = int(time.time() * 1000)
-            fraction = (now_ms / 1000 % 3600) / 3600
-            count = max(1, int(rate * chunk_s * promotion_shape(fraction) / 2.0))
-            batch = generate(
-                count,
-                now_ms - int(chunk_s * 1000),
-                chunk_s,
-                seed + round_no,
-                bad_ratio=0.002,
-                timezone=timezone,
-            )
-            for key, value in batch.messages:
+            if planned_until - now_ms < 10_000:
+                # Traffic follows the promotion shape over each hour.
+                fraction = (planned_until / 1000 % 3600) / 3600
+                count = max(1, int(rate * round_s * promotion_shape(fraction) / 2.0))
+                batch = generate(
+                    count,
+                    planned_until,
+                    round_s,
+                    seed + order,
+                    bad_ratio=0.002,
+                    timezone=timezone,
+                    visitor_pool=int(rate * 600),
+                    clip=False,
+                )
+                for key, value in batch.messages:
+                    event_ms = _event_ms(value, planned_until)
+                    heapq.heappush(pending, (event_ms, order, key, value))
+                    order += 1
+                planned_until += round_s * 1000
+            while pending and pending[0][0] <= now_ms:
+                _, _, key, value = heapq.heappop(pending)
                 await producer.send(topic, value=value, key=key)
-            round_no += 1
-            await asyncio.sleep(max(0.0, chunk_s - (time.time() * 1000 - now_ms) / 1000))
+            await asyncio.sleep(0.2)
     finally:
         await producer.stop()
+
+
+def _event_ms(value: bytes, fallback: int) -> int:
+    try:
+        stamp = json.loads(value)["event_time"]
+        return int(datetime.fromisoformat(stamp).timestamp() * 1000)
+    except (ValueError, KeyError, TypeError):
+        return fallback  # an intentionally broken event: send it now
 
 
 def main(argv: list[str] | None = None) -> int:
