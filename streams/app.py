@@ -51,7 +51,7 @@ class TopicDeadLetters:
 
 
 def create_app(settings: Settings) -> faust.App:
-    """A Faust app consuming the clickstream topic into Redis."""
+    """A Faust app consuming the four input topics into Redis."""
     app = faust.App(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -63,14 +63,17 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
-        broker_session_timeout=settings.session_timeout_seconds,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+        broker_session_timeout=settings.kafka_session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_seconds / 3),
         broker_commit_every=settings.batch_max_events,
         broker_commit_interval=1.0,
         producer_acks=-1,
     )
-    clickstream = app.topic(
+    inputs = app.topic(
         settings.clickstream_topic,
+        settings.orders_topic,
+        settings.chat_topic,
+        settings.marketing_topic,
         key_type=bytes,
         value_type=bytes,
         partitions=settings.topic_partitions,
@@ -83,8 +86,8 @@ def create_app(settings: Settings) -> faust.App:
     )
     state: dict[str, BatchProcessor] = {}
 
-    @app.agent(clickstream, name="clickstream-kpis")
-    async def clickstream_kpis(stream: Any) -> None:
+    @app.agent(inputs, name="kpis")
+    async def kpis(stream: Any) -> None:
         if "processor" not in state:
             state["processor"] = batch_processor(
                 settings, async_redis(settings), TopicDeadLetters(dead_letter_topic)

@@ -91,20 +91,10 @@ def run_exporter(settings: Settings) -> int:
     """Serve /metrics until SIGTERM or Ctrl-C."""
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from streams.exporter import KpiCollector
-    from streams.keys import KeyLayout
-    from streams.runtime import sync_redis
-    from streams.timebuckets import BucketClock
+    from streams.runtime import kpi_collector
 
     registry = CollectorRegistry()
-    registry.register(
-        KpiCollector(
-            sync_redis(settings),
-            KeyLayout(settings.redis_prefix),
-            BucketClock(settings.business_timezone),
-            settings.channels,
-        )
-    )
+    registry.register(kpi_collector(settings))
     server, thread = start_http_server(
         settings.exporter_port, addr=settings.exporter_host, registry=registry
     )

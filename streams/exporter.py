@@ -1,32 +1,57 @@
 """Stateless Prometheus exporter: a collector that reads Redis at every scrape.
 
 Windows are relative to the scrape's wall clock in the business time zone:
-``minute``, ``hour`` and ``day`` are the current buckets (so ``day`` is "today
-so far"), ``5m`` and ``30m`` the current minute plus the 4 or 29 before it.
-Nothing is cached between scrapes; if Redis cannot be read the scrape still
-answers, with ``shop_exporter_redis_up 0`` and no KPI series. Metrics carry no
-timestamps: history comes from Prometheus's own scrapes (or from backfill).
+``minute``, ``hour``, ``day``, ``week``, ``month`` are the current buckets ("so
+far"), ``yesterday``, ``last_week``, ``last_month`` the complete previous ones,
+and ``5m``/``30m`` the current minute plus the 4 or 29 before it. Nothing is
+cached between scrapes; if Redis cannot be read the scrape still answers, with
+``shop_exporter_redis_up 0`` and no KPI series. Metrics carry no timestamps:
+history comes from Prometheus's own scrapes (or from backfill).
+
+Label values come only from allow-lists, enums, partitions and the capped
+top-N rankings, so the number of series is bounded whatever the events say.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import redis
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
-from streams.aggregators import ANY_CHANNEL
-from streams.events import RejectReason
+from streams.aggregators.chat import RESPONSE_BINS_S
+from streams.aggregators.delta import ANY, field, parse_field
+from streams.aggregators.memory import AGENT_OPEN_TALLY, WAITING_ZSET
+from streams.catalogue import COUNTERS, DISTINCT, EXIT_RANKING, PAGE_VIEWS_RANKING, RANKINGS
+from streams.events import RejectReason, TopicKind
+from streams.formulas import (
+    CAMPAIGN_RATIOS,
+    CHANNEL_RATIOS,
+    PAGE_TYPE_RATIOS,
+    RATIOS,
+    WindowFigures,
+    exit_rates,
+    growth,
+    net_gmv_cents,
+)
 from streams.keys import (
     OPS_CONSUMED,
     OPS_LAST_APPLY_MS,
     OPS_LATE,
     OPS_REJECTED_PREFIX,
+    REPEAT_LIFETIME_TALLY,
+    REPEAT_MAX,
     KeyLayout,
     Shard,
 )
@@ -34,19 +59,66 @@ from streams.timebuckets import Bucket, BucketClock, Granularity
 
 log = logging.getLogger(__name__)
 
-ROLLING_WINDOWS = {"5m": 5, "30m": 30}
 _REASONS = frozenset(reason.value for reason in RejectReason)
-CURRENT_WINDOWS = {"minute": Granularity.MINUTE, "hour": Granularity.HOUR, "day": Granularity.DAY}
+ROLLING = {"5m": 5, "30m": 30}
+CURRENT = {
+    "minute": Granularity.MINUTE,
+    "hour": Granularity.HOUR,
+    "day": Granularity.DAY,
+    "week": Granularity.WEEK,
+    "month": Granularity.MONTH,
+}
+PREVIOUS = {
+    "yesterday": Granularity.DAY,
+    "last_week": Granularity.WEEK,
+    "last_month": Granularity.MONTH,
+}
+RANKED_WINDOWS = ("hour", "day", "week", "month", "yesterday")
+PERIOD_WINDOWS = ("day", "week", "month", "yesterday", "last_week", "last_month")
+GROWTH = {"day": "yesterday", "week": "last_week", "month": "last_month"}
+EXIT_CANDIDATES = 200
+ITEM_LABEL_MAX = 128
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """Which reply of the pipeline feeds which series."""
+@dataclass(frozen=True)
+class Window:
+    """A named window and the buckets it sums."""
 
-    kind: str
-    shard: Shard
-    window: str
-    channel: str = ""
+    name: str
+    buckets: tuple[Bucket, ...]
+
+
+def windows_at(clock: BucketClock, now_s: float) -> list[Window]:
+    """Every exported window, as buckets, at wall-clock time ``now_s``."""
+    out = [Window(name, (clock.bucket_at(g, now_s),)) for name, g in CURRENT.items()]
+    out += [
+        Window(name, (clock.previous(clock.bucket_at(g, now_s)),)) for name, g in PREVIOUS.items()
+    ]
+    minute = clock.start_of(Granularity.MINUTE, now_s)
+    out += [
+        Window(name, tuple(Bucket(Granularity.MINUTE, minute - 60 * k) for k in range(n)))
+        for name, n in ROLLING.items()
+    ]
+    return out
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The allow-lists that bound label values."""
+
+    channels: tuple[str, ...]
+    page_types: tuple[str, ...]
+    devices: tuple[str, ...]
+    campaigns: tuple[str, ...]
+
+    def values(self, dimension: str) -> tuple[str, ...]:
+        """Allowed values of a dimension."""
+        return {
+            "channel": self.channels,
+            "page_type": self.page_types,
+            "device": self.devices,
+            "campaign": self.campaigns,
+        }[dimension]
 
 
 class KpiCollector(Collector):
@@ -57,13 +129,21 @@ class KpiCollector(Collector):
         client: redis.Redis,
         layout: KeyLayout,
         clock: BucketClock,
-        channels: tuple[str, ...],
+        labels: Labels,
+        topic_kinds: Mapping[str, TopicKind],
+        top_n: int = 20,
+        exit_min_views: int = 20,
+        agent_cap: int = 5,
         now_s: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.layout = layout
         self.clock = clock
-        self.channels = channels
+        self.labels = labels
+        self.topic_kinds = dict(topic_kinds)
+        self.top_n = top_n
+        self.exit_min_views = exit_min_views
+        self.agent_cap = agent_cap
         self.now_s = now_s
 
     def describe(self) -> list[Metric]:
@@ -71,11 +151,11 @@ class KpiCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        """Read Redis once (one pipelined round trip per step) and yield every family."""
+        """Read Redis (a few pipelined round trips) and yield every family."""
         started = time.perf_counter()
         up = GaugeMetricFamily("shop_exporter_redis_up", "1 if Redis answered this scrape.")
         try:
-            families = self._read(self.now_s())
+            families = _Scrape(self, self.now_s()).run()
         except redis.exceptions.RedisError as exc:
             log.warning("scrape could not read Redis: %s", exc)
             families = []
@@ -90,149 +170,452 @@ class KpiCollector(Collector):
         took.add_metric([], time.perf_counter() - started)
         yield took
 
-    def _read(self, now: float) -> list[Metric]:
-        shards = sorted(
-            Shard.parse(raw.decode() if isinstance(raw, bytes) else raw)
-            for raw in self.client.smembers(self.layout.shards())
-        )
-        minute_now = self.clock.start_of(Granularity.MINUTE, now)
-        pipe = self.client.pipeline(transaction=False)
-        plans: list[_Plan] = []
-        visitor_channels = (*self.channels, ANY_CHANNEL)
-        for shard in shards:
-            for window, granularity in CURRENT_WINDOWS.items():
-                bucket = Bucket(granularity, self.clock.start_of(granularity, now))
-                pipe.hgetall(self.layout.pageviews(shard, bucket))
-                plans.append(_Plan("pv", shard, window))
-                for channel in visitor_channels:
-                    pipe.pfcount(self.layout.visitors(shard, bucket, channel))
-                    plans.append(_Plan("uv", shard, window, channel))
-            for window, minutes in ROLLING_WINDOWS.items():
-                buckets = [
-                    Bucket(Granularity.MINUTE, minute_now - 60 * back) for back in range(minutes)
-                ]
-                for bucket in buckets:
-                    pipe.hgetall(self.layout.pageviews(shard, bucket))
-                    plans.append(_Plan("pv", shard, window))
-                for channel in visitor_channels:
-                    pipe.pfcount(*[self.layout.visitors(shard, b, channel) for b in buckets])
-                    plans.append(_Plan("uv", shard, window, channel))
-            pipe.get(self.layout.watermark(shard))
-            plans.append(_Plan("watermark", shard, ""))
-            pipe.get(self.layout.applied(shard))
-            plans.append(_Plan("applied", shard, ""))
-            pipe.hgetall(self.layout.ops(shard))
-            plans.append(_Plan("ops", shard, ""))
-        replies = pipe.execute()
-        return self._families(now, plans, replies)
 
-    def _families(self, now: float, plans: list[_Plan], replies: list[object]) -> list[Metric]:
-        allowed = set(self.channels)
-        windows = (*CURRENT_WINDOWS, *ROLLING_WINDOWS)
-        pv: dict[tuple[str, str], int] = defaultdict(int)
-        uv: dict[tuple[str, str], int] = defaultdict(int)
-        consumed: dict[str, int] = defaultdict(int)
-        late: dict[str, int] = defaultdict(int)
-        rejected: dict[tuple[str, str], int] = defaultdict(int)
-        watermark = GaugeMetricFamily(
-            "shop_watermark_timestamp_seconds",
-            "Newest event time seen on the partition.",
-            labels=["topic", "partition"],
+class _Scrape:
+    """One scrape: plan the reads, run them, build the families."""
+
+    def __init__(self, collector: KpiCollector, now: float) -> None:
+        self.c = collector
+        self.now = now
+        self.layout = collector.layout
+        self.windows = windows_at(collector.clock, now)
+
+    def _shards(self) -> list[Shard]:
+        raw = self.c.client.smembers(self.layout.shards())
+        shards = []
+        for item in raw:
+            text = item.decode() if isinstance(item, bytes) else str(item)
+            shard = Shard.parse(text)
+            if shard.topic in self.c.topic_kinds:
+                shards.append(shard)
+        return sorted(shards)
+
+    def _distinct_names(self, window: Window) -> list[str]:
+        names = []
+        for comp in DISTINCT:
+            if window.name in ROLLING and comp.name != "uv":
+                continue
+            names.append(field(comp.name, ANY, ANY))
+            for dim in comp.dims:
+                names += [field(comp.name, dim, v) for v in self.c.labels.values(dim)]
+        return names
+
+    def run(self) -> list[Metric]:
+        shards = self._shards()
+        kinds = self.c.topic_kinds
+        counted = [s for s in shards]
+        visitors = [
+            s for s in shards if kinds[s.topic] in (TopicKind.CLICKSTREAM, TopicKind.ORDERS)
+        ]
+        chats = [s for s in shards if kinds[s.topic] is TopicKind.CHAT]
+        pipe = self.c.client.pipeline(transaction=False)
+        replies: list[Callable[[object], None]] = []
+
+        def read(
+            command: Callable[..., object], *args: object, into: Callable[[object], None]
+        ) -> None:
+            command(*args)
+            replies.append(into)
+
+        counters: dict[Bucket, Counter[str]] = defaultdict(Counter)
+        all_buckets = sorted({b for w in self.windows for b in w.buckets})
+        for shard in counted:
+            for bucket in all_buckets:
+                read(
+                    pipe.hgetall,
+                    self.layout.counters(shard, bucket),
+                    into=partial(_add_hash, counters[bucket]),
+                )
+        distinct: dict[str, dict[str, int]] = defaultdict(dict)
+        for window in self.windows:
+            for name in self._distinct_names(window):
+                keys = [self.layout.distinct(s, b, name) for s in visitors for b in window.buckets]
+                if keys:
+                    read(
+                        pipe.pfcount,
+                        *keys,
+                        into=partial(_set_int, distinct[window.name], name),
+                    )
+        rankings: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        ranked = [w for w in self.windows if w.name in RANKED_WINDOWS]
+        for window in ranked:
+            for comp in (*RANKINGS,):
+                for shard in visitors:
+                    key = self.layout.ranking(shard, window.buckets[0], comp.name)
+                    size = EXIT_CANDIDATES if comp.name == PAGE_VIEWS_RANKING else 3 * self.c.top_n
+                    read(
+                        pipe.zrevrange,
+                        key,
+                        0,
+                        size - 1,
+                        True,
+                        into=partial(_add_zset, rankings[(window.name, comp.name)]),
+                    )
+        waiting_count = 0
+        oldest_wait: list[float] = []
+        agents: Counter[str] = Counter()
+        repeat_lifetime: Counter[str] = Counter()
+        ops = _Ops()
+
+        def add_waiting(r: object) -> None:
+            nonlocal waiting_count
+            waiting_count += int(r)  # type: ignore[call-overload]
+
+        for shard in chats:
+            read(pipe.zcard, self.layout.live_set(shard, WAITING_ZSET), into=add_waiting)
+            read(
+                pipe.zrange,
+                self.layout.live_set(shard, WAITING_ZSET),
+                0,
+                0,
+                False,
+                True,
+                into=partial(_extend_scores, oldest_wait),
+            )
+            read(
+                pipe.hgetall,
+                self.layout.tally(shard, AGENT_OPEN_TALLY),
+                into=partial(_add_hash, agents),
+            )
+        for shard in visitors:
+            read(
+                pipe.hgetall,
+                self.layout.tally(shard, REPEAT_LIFETIME_TALLY),
+                into=partial(_add_hash, repeat_lifetime),
+            )
+        for shard in shards:
+            read(pipe.get, self.layout.watermark(shard), into=partial(ops.watermark, shard))
+            read(pipe.get, self.layout.applied(shard), into=partial(ops.applied, shard))
+            read(pipe.hgetall, self.layout.ops(shard), into=partial(ops.counters, shard))
+        for handle, reply in zip(replies, pipe.execute(), strict=True):
+            handle(reply)
+
+        exits = self._exit_rates(visitors, ranked, rankings)
+        figures = {
+            w.name: WindowFigures(
+                sum((counters[b] for b in w.buckets), Counter()), distinct.get(w.name, {})
+            )
+            for w in self.windows
+        }
+        families = self._kpi_families(figures)
+        families += self._ranking_families(rankings, exits)
+        families += self._live_families(waiting_count, oldest_wait, agents, repeat_lifetime)
+        families += ops.families(self.now)
+        return families
+
+    def _exit_rates(
+        self,
+        shards: Sequence[Shard],
+        ranked: Sequence[Window],
+        rankings: Mapping[tuple[str, str], Counter[str]],
+    ) -> dict[str, list[tuple[str, float, int]]]:
+        pipe = self.c.client.pipeline(transaction=False)
+        plan: list[tuple[str, list[str]]] = []
+        for window in ranked:
+            views = rankings.get((window.name, PAGE_VIEWS_RANKING), Counter())
+            pages = [p for p, _ in views.most_common(EXIT_CANDIDATES)]
+            if not pages:
+                continue
+            for shard in shards:
+                pipe.zmscore(self.layout.ranking(shard, window.buckets[0], EXIT_RANKING), pages)
+                plan.append((window.name, pages))
+        exits: dict[str, Counter[str]] = defaultdict(Counter)
+        for (window_name, pages), scores in zip(plan, pipe.execute() if plan else [], strict=True):
+            for page, score in zip(pages, scores, strict=True):
+                if score is not None:
+                    exits[window_name][page] += int(float(score))
+        out = {}
+        for window in ranked:
+            views = rankings.get((window.name, PAGE_VIEWS_RANKING), Counter())
+            top = exit_rates(views, exits[window.name], self.c.exit_min_views, self.c.top_n)
+            out[window.name] = [(page, rate, views[page]) for page, rate in top]
+        return out
+
+    def _kpi_families(self, figures: Mapping[str, WindowFigures]) -> list[Metric]:
+        families: list[Metric] = []
+        labels = self.c.labels
+        for comp in COUNTERS:
+            total = GaugeMetricFamily(f"shop_{comp.metric}", comp.help, labels=["window"])
+            for name, f in figures.items():
+                total.add_metric([name], f.c(comp.name) * comp.scale)
+            families.append(total)
+            for dim in comp.dims:
+                by = GaugeMetricFamily(
+                    f"shop_{comp.metric}_by_{dim}",
+                    f"{comp.help} Per {dim}.",
+                    labels=["window", dim],
+                )
+                for name, f in figures.items():
+                    for value in labels.values(dim):
+                        by.add_metric([name, value], f.c(comp.name, dim, value) * comp.scale)
+                families.append(by)
+        for comp in DISTINCT:
+            total = GaugeMetricFamily(f"shop_{comp.metric}", comp.help, labels=["window"])
+            for name, f in figures.items():
+                if field(comp.name, ANY, ANY) in f.distinct:
+                    total.add_metric([name], f.d(comp.name))
+            families.append(total)
+            for dim in comp.dims:
+                by = GaugeMetricFamily(
+                    f"shop_{comp.metric}_by_{dim}",
+                    f"{comp.help} Per {dim}.",
+                    labels=["window", dim],
+                )
+                for name, f in figures.items():
+                    for value in labels.values(dim):
+                        if field(comp.name, dim, value) in f.distinct:
+                            by.add_metric([name, value], f.d(comp.name, dim, value))
+                families.append(by)
+        for metric, (doc, formula) in RATIOS.items():
+            family = GaugeMetricFamily(f"shop_{metric}", doc, labels=["window"])
+            for name, f in figures.items():
+                result = formula(f)
+                if result is not None:
+                    family.add_metric([name], result)
+            families.append(family)
+        for dim, table in (
+            ("channel", CHANNEL_RATIOS),
+            ("campaign", CAMPAIGN_RATIOS),
+            ("page_type", PAGE_TYPE_RATIOS),
+        ):
+            for metric, (doc, dim_formula) in table.items():
+                family = GaugeMetricFamily(f"shop_{metric}_by_{dim}", doc, labels=["window", dim])
+                for name, f in figures.items():
+                    for label in labels.values(dim):
+                        result = dim_formula(f, label)
+                        if result is not None:
+                            family.add_metric([name, label], result)
+                families.append(family)
+        net = GaugeMetricFamily("shop_net_gmv_yuan", "GMV minus refunds.", labels=["window"])
+        for name, f in figures.items():
+            net.add_metric([name], net_gmv_cents(f) / 100)
+        families.append(net)
+        for metric, component in (("orders_growth", "orders_paid"), ("gmv_growth", "gmv_cents")):
+            family = GaugeMetricFamily(
+                f"shop_{metric}",
+                f"订单量增长: ({component} so far - previous period) / previous period.",
+                labels=["window"],
+            )
+            for current, previous in GROWTH.items():
+                change = growth(figures[current].c(component), figures[previous].c(component))
+                if change is not None:
+                    family.add_metric([current], change)
+            families.append(family)
+        repeat = GaugeMetricFamily(
+            "shop_repeat_buyers",
+            "复购: buyers by paid orders in the window (6 = 6 or more).",
+            labels=["window", "orders"],
         )
-        delay = GaugeMetricFamily(
-            "shop_watermark_delay_seconds",
-            "Scrape time minus the newest event time seen on the partition.",
-            labels=["topic", "partition"],
+        for name in PERIOD_WINDOWS:
+            for orders, n in figures[name].repeat_distribution().items():
+                repeat.add_metric([name, _orders_label(orders)], n)
+        families.append(repeat)
+        for metric, stored in (
+            ("cs_response_seconds", "cs_response"),
+            ("cs_first_response_seconds", "cs_first_response"),
+        ):
+            hist = GaugeHistogramMetricFamily(
+                f"shop_{metric}",
+                f"Distribution of {stored.replace('_', ' ')} times.",
+                labels=["window"],
+            )
+            for name, f in figures.items():
+                cumulative, buckets = 0, []
+                for bound in (*(str(b) for b in RESPONSE_BINS_S), "+Inf"):
+                    cumulative += f.c(f"{stored}_bin", "le", bound)
+                    buckets.append((bound, float(cumulative)))
+                hist.add_metric([name], buckets, gsum_value=f.c(f"{stored}_ms") / 1000)
+            families.append(hist)
+        return families
+
+    def _ranking_families(
+        self,
+        rankings: Mapping[tuple[str, str], Counter[str]],
+        exits: Mapping[str, list[tuple[str, float, int]]],
+    ) -> list[Metric]:
+        families: list[Metric] = []
+        for comp in RANKINGS:
+            family = GaugeMetricFamily(
+                f"shop_{comp.metric}",
+                f"{comp.help} Top {self.c.top_n}.",
+                labels=["window", "rank", "item"],
+            )
+            for window in RANKED_WINDOWS:
+                top = rankings.get((window, comp.name), Counter()).most_common(self.c.top_n)
+                for rank, (item, score) in enumerate(top, 1):
+                    family.add_metric(
+                        [window, str(rank), item[:ITEM_LABEL_MAX]], score * comp.scale
+                    )
+            families.append(family)
+        rate = GaugeMetricFamily(
+            "shop_top_exit_pages_rate",
+            f"退出率: exits / views of the top {self.c.top_n} pages by exit rate "
+            f"(at least {self.c.exit_min_views} views).",
+            labels=["window", "rank", "page"],
         )
-        applied = GaugeMetricFamily(
-            "shop_applied_offset",
-            "Last Kafka offset applied to Redis.",
-            labels=["topic", "partition"],
+        views = GaugeMetricFamily(
+            "shop_top_exit_pages_views", "Views of those pages.", labels=["window", "rank", "page"]
         )
-        last_apply = GaugeMetricFamily(
-            "shop_last_apply_timestamp_seconds",
-            "Wall-clock time of the partition's last successful apply.",
-            labels=["topic", "partition"],
+        for window, rows in exits.items():
+            for rank, (page, value, n) in enumerate(rows, 1):
+                rate.add_metric([window, str(rank), page[:ITEM_LABEL_MAX]], value)
+                views.add_metric([window, str(rank), page[:ITEM_LABEL_MAX]], n)
+        return [*families, rate, views]
+
+    def _live_families(
+        self, waiting: int, oldest: list[float], agents: Counter[str], lifetime: Counter[str]
+    ) -> list[Metric]:
+        waiting_f = GaugeMetricFamily(
+            "shop_cs_waiting_customers", "Customers waiting for an agent's reply now."
         )
-        for plan, reply in zip(plans, replies, strict=True):
-            labels = [plan.shard.topic, str(plan.shard.partition)]
-            if plan.kind == "pv":
-                for field, value in _decode_hash(reply).items():
-                    channel = field if field in allowed else "other"
-                    pv[(plan.window, channel)] += int(value)
-            elif plan.kind == "uv":
-                uv[(plan.window, plan.channel)] += int(reply)  # type: ignore[call-overload]
-            elif plan.kind == "watermark" and reply is not None:
-                seconds = int(reply) / 1000  # type: ignore[call-overload]
-                watermark.add_metric(labels, seconds)
-                delay.add_metric(labels, now - seconds)
-            elif plan.kind == "applied" and reply is not None:
-                applied.add_metric(labels, int(reply))  # type: ignore[call-overload]
-            elif plan.kind == "ops":
-                for field, value in _decode_hash(reply).items():
-                    if field == OPS_CONSUMED:
-                        consumed[plan.shard.topic] += int(value)
-                    elif field == OPS_LATE:
-                        late[plan.shard.topic] += int(value)
-                    elif field == OPS_LAST_APPLY_MS:
-                        last_apply.add_metric(labels, int(value) / 1000)
-                    elif field.startswith(OPS_REJECTED_PREFIX):
-                        reason = field.removeprefix(OPS_REJECTED_PREFIX)
-                        if reason in _REASONS:
-                            rejected[(plan.shard.topic, reason)] += int(value)
-        page_views = GaugeMetricFamily(
-            "shop_page_views", "PV 浏览量: page views in the window.", labels=["window", "channel"]
+        waiting_f.add_metric([], waiting)
+        longest = GaugeMetricFamily(
+            "shop_cs_longest_wait_seconds", "Longest current wait (0 when nobody waits)."
         )
-        visitors = GaugeMetricFamily(
-            "shop_unique_visitors",
-            "UV 独立访客数 of one channel in the window (HyperLogLog).",
-            labels=["window", "channel"],
+        longest.add_metric([], max(0.0, self.now - min(oldest) / 1000) if oldest else 0.0)
+        open_counts = [n for n in agents.values() if n > 0]
+        busy = GaugeMetricFamily("shop_cs_agents_busy", "Agents holding a conversation now.")
+        busy.add_metric([], len(open_counts))
+        over = GaugeMetricFamily(
+            "shop_cs_agents_over_cap", f"Agents holding more than {self.c.agent_cap} conversations."
         )
-        visitors_all = GaugeMetricFamily(
-            "shop_unique_visitors_all_channels",
-            "UV 独立访客数 over all channels in the window (HyperLogLog).",
-            labels=["window"],
+        over.add_metric([], sum(1 for n in open_counts if n > self.c.agent_cap))
+        top = GaugeMetricFamily(
+            "shop_cs_agent_concurrency_max", "Most conversations one agent holds now."
         )
-        for window in windows:
-            for channel in self.channels:
-                page_views.add_metric([window, channel], pv[(window, channel)])
-                visitors.add_metric([window, channel], uv[(window, channel)])
-            visitors_all.add_metric([window], uv[(window, ANY_CHANNEL)])
-        consumed_f = CounterMetricFamily(
+        top.add_metric([], max(open_counts, default=0))
+        repeat = GaugeMetricFamily(
+            "shop_repeat_buyers_lifetime",
+            "Buyers by paid orders ever (6 = 6 or more).",
+            labels=["orders"],
+        )
+        for orders in range(1, REPEAT_MAX + 1):
+            repeat.add_metric(
+                [_orders_label(orders)],
+                lifetime.get(field("repeat_buyers", "orders", str(orders)), 0),
+            )
+        return [waiting_f, longest, busy, over, top, repeat]
+
+
+def _orders_label(orders: int) -> str:
+    return f"{orders}+" if orders == REPEAT_MAX else str(orders)
+
+
+class _Ops:
+    """Operations metrics of the pipeline, per topic and partition."""
+
+    def __init__(self) -> None:
+        self.consumed: Counter[str] = Counter()
+        self.late: Counter[str] = Counter()
+        self.rejected: Counter[tuple[str, str]] = Counter()
+        self.watermarks: dict[Shard, float] = {}
+        self.offsets: dict[Shard, int] = {}
+        self.last_apply: dict[Shard, float] = {}
+
+    def watermark(self, shard: Shard, reply: object) -> None:
+        if reply is not None:
+            self.watermarks[shard] = int(reply) / 1000  # type: ignore[call-overload]
+
+    def applied(self, shard: Shard, reply: object) -> None:
+        if reply is not None:
+            self.offsets[shard] = int(reply)  # type: ignore[call-overload]
+
+    def counters(self, shard: Shard, reply: object) -> None:
+        for name, value in _int_hash(reply).items():
+            if name == OPS_CONSUMED:
+                self.consumed[shard.topic] += value
+            elif name == OPS_LATE:
+                self.late[shard.topic] += value
+            elif name == OPS_LAST_APPLY_MS:
+                self.last_apply[shard] = value / 1000
+            elif name.startswith(OPS_REJECTED_PREFIX):
+                reason = name.removeprefix(OPS_REJECTED_PREFIX)
+                if reason in _REASONS:
+                    self.rejected[(shard.topic, reason)] += value
+
+    def families(self, now: float) -> list[Metric]:
+        def per_partition(name: str, doc: str, values: Mapping[Shard, float]) -> Metric:
+            family = GaugeMetricFamily(name, doc, labels=["topic", "partition"])
+            for shard, value in sorted(values.items()):
+                family.add_metric([shard.topic, str(shard.partition)], value)
+            return family
+
+        consumed = CounterMetricFamily(
             "shop_events_consumed", "Events taken from Kafka and applied.", labels=["topic"]
         )
-        for topic, n in consumed.items():
-            consumed_f.add_metric([topic], n)
-        late_f = CounterMetricFamily(
+        for topic, n in sorted(self.consumed.items()):
+            consumed.add_metric([topic], n)
+        late = CounterMetricFamily(
             "shop_late_events", "Accepted events older than the watermark.", labels=["topic"]
         )
-        for topic, n in late.items():
-            late_f.add_metric([topic], n)
-        rejected_f = CounterMetricFamily(
+        for topic, n in sorted(self.late.items()):
+            late.add_metric([topic], n)
+        rejected = CounterMetricFamily(
             "shop_events_rejected", "Events refused, per reason.", labels=["topic", "reason"]
         )
-        for (topic, reason), n in rejected.items():
-            rejected_f.add_metric([topic, reason], n)
+        for (topic, reason), n in sorted(self.rejected.items()):
+            rejected.add_metric([topic, reason], n)
         return [
-            page_views,
-            visitors,
-            visitors_all,
-            consumed_f,
-            late_f,
-            rejected_f,
-            watermark,
-            delay,
-            applied,
-            last_apply,
+            consumed,
+            late,
+            rejected,
+            per_partition(
+                "shop_watermark_timestamp_seconds",
+                "Newest event time seen on the partition.",
+                self.watermarks,
+            ),
+            per_partition(
+                "shop_watermark_delay_seconds",
+                "Scrape time minus the newest event time seen on the partition.",
+                {s: now - w for s, w in self.watermarks.items()},
+            ),
+            per_partition(
+                "shop_applied_offset", "Last Kafka offset applied to Redis.", self.offsets
+            ),
+            per_partition(
+                "shop_last_apply_timestamp_seconds",
+                "Wall-clock time of the partition's last successful apply.",
+                self.last_apply,
+            ),
         ]
 
 
-def _decode_hash(reply: object) -> dict[str, str]:
+def _add_hash(target: Counter[str], reply: object) -> None:
+    target.update(_int_hash(reply))
+
+
+def _set_int(target: dict[str, int], name: str, reply: object) -> None:
+    target[name] = int(reply)  # type: ignore[call-overload]
+
+
+def _int_hash(reply: object) -> dict[str, int]:
     if not isinstance(reply, dict):
         return {}
+    out = {}
+    for k, v in reply.items():
+        key = k.decode() if isinstance(k, bytes) else str(k)
+        try:
+            out[key] = int(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _zset(reply: object) -> dict[str, int]:
+    """Members and (integer) scores of a WITHSCORES reply."""
+    if not isinstance(reply, list):
+        return {}
     return {
-        (k.decode() if isinstance(k, bytes) else str(k)): (
-            v.decode() if isinstance(v, bytes) else str(v)
-        )
-        for k, v in reply.items()
+        (m.decode() if isinstance(m, bytes) else str(m)): int(float(score)) for m, score in reply
     }
+
+
+def _add_zset(target: Counter[str], reply: object) -> None:
+    target.update(_zset(reply))
+
+
+def _extend_scores(target: list[float], reply: object) -> None:
+    target.extend(float(score) for score in _zset(reply).values())
+
+
+__all__ = ["KpiCollector", "Labels", "Window", "parse_field", "windows_at"]

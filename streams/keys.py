@@ -1,28 +1,31 @@
-"""Every Redis key the service reads or writes is built and parsed here.
+"""Every Redis key the service reads or writes is built here.
 
-Layout (``P`` is the configured prefix, ``S`` a shard: ``<topic>.<partition>``)::
+Layout (``P`` is the configured prefix, ``S`` a shard: ``<topic>.<partition>``,
+``<g>`` a granularity ``m``/``h``/``d``/``w``/``M`` and ``<t>`` a bucket start in
+epoch seconds)::
 
-    P:shards                          set     every shard that has applied a batch
-    P:{S}:applied                     string  last Kafka offset applied for the shard
-    P:{S}:watermark                   string  newest event time (epoch ms) seen on the shard
-    P:{S}:ops                         hash    consumed, late, rejected:<reason>, last_apply_ms
-    P:{S}:pv:<g>:<start>              hash    channel -> page views in the bucket
-    P:{S}:uv:<g>:<start>:<channel>    HLL     visitor ids in the bucket (channel ``_all``: any)
+    P:shards                     set     every shard that has applied a batch
+    P:{S}:applied                string  last Kafka offset applied for the shard
+    P:{S}:watermark              string  newest event time (epoch ms) seen on the shard
+    P:{S}:ops                    hash    consumed, late, rejected:<reason>, last_apply_ms
+    P:{S}:b:<g>:<t>              hash    counters of the bucket: ``name`` or ``name|dim=value``
+    P:{S}:u:<g>:<t>:<name>       HLL     distinct members (``name|dim=value``, ``_all`` overall)
+    P:{S}:r:<g>:<t>:<name>       zset    rankings (pages, products, ...), trimmed to a cap
+    P:{S}:bp:<g>:<t>             hash    buyer -> paid orders in the bucket (repeat purchase)
+    P:{S}:t:<name>               hash    running tallies: buyer_paid, repeat_lifetime, agent_open
+    P:{S}:s:<table>              hash    state: session, conversation, complaint
+    P:{S}:z:<name>               zset    live sets: waiting (conversation -> waiting since, ms)
 
-``<g>`` is ``m``/``h``/``d`` and ``<start>`` the bucket's start in epoch seconds.
-The ``{S}`` hash tag keeps all keys of one shard in one Redis Cluster slot, so
-one atomic apply per partition batch touches one slot. A shard's visitors never
-appear on another shard (topics are keyed by visitor), so distinct counts add up
-across shards.
+Bucket keys expire at bucket end + retention. The ``{S}`` hash tag keeps all
+keys of one shard in one Redis Cluster slot, so one atomic apply per
+partition batch touches one slot.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.timebuckets import Bucket, Granularity
-
-ALL_CHANNELS = "_all"
+from streams.timebuckets import Bucket
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -71,33 +74,41 @@ class KeyLayout:
         """Operational counters of ``shard``."""
         return f"{self._tag(shard)}:ops"
 
-    def pageviews(self, shard: Shard, bucket: Bucket) -> str:
-        """Hash of page views per channel in ``bucket``."""
-        return f"{self._tag(shard)}:pv:{bucket.granularity.value}:{bucket.start}"
+    def counters(self, shard: Shard, bucket: Bucket) -> str:
+        """Hash of every counter of ``bucket``."""
+        return f"{self._tag(shard)}:b:{bucket.granularity.value}:{bucket.start}"
 
-    def visitors(self, shard: Shard, bucket: Bucket, channel: str) -> str:
-        """HyperLogLog of visitors of ``channel`` (or :data:`ALL_CHANNELS`) in ``bucket``."""
-        return f"{self._tag(shard)}:uv:{bucket.granularity.value}:{bucket.start}:{channel}"
+    def distinct(self, shard: Shard, bucket: Bucket, name: str) -> str:
+        """HyperLogLog ``name`` of ``bucket``."""
+        return f"{self._tag(shard)}:u:{bucket.granularity.value}:{bucket.start}:{name}"
 
-    def parse_bucket_key(self, key: str) -> tuple[Shard, str, Bucket, str | None]:
-        """Split a ``pv``/``uv`` key into shard, kind, bucket and channel (``None`` for pv)."""
-        head = f"{self.prefix}:{{"
-        if not key.startswith(head):
-            raise ValueError(f"key outside prefix {self.prefix!r}: {key!r}")
-        shard_id, sep, rest = key[len(head) :].partition("}:")
-        if not sep:
-            raise ValueError(f"key without shard tag: {key!r}")
-        parts = rest.split(":")
-        if len(parts) == 3 and parts[0] == "pv":
-            kind, gran, start, channel = parts[0], parts[1], parts[2], None
-        elif len(parts) == 4 and parts[0] == "uv":
-            kind, gran, start, channel = parts
-        else:
-            raise ValueError(f"not a bucket key: {key!r}")
-        return Shard.parse(shard_id), kind, Bucket(Granularity(gran), int(start)), channel
+    def ranking(self, shard: Shard, bucket: Bucket, name: str) -> str:
+        """Sorted set ``name`` of ``bucket``."""
+        return f"{self._tag(shard)}:r:{bucket.granularity.value}:{bucket.start}:{name}"
+
+    def buyer_period(self, shard: Shard, bucket: Bucket) -> str:
+        """Paid orders per buyer within ``bucket``."""
+        return f"{self._tag(shard)}:bp:{bucket.granularity.value}:{bucket.start}"
+
+    def tally(self, shard: Shard, name: str) -> str:
+        """A running tally hash (no bucket)."""
+        return f"{self._tag(shard)}:t:{name}"
+
+    def state(self, shard: Shard, table: str) -> str:
+        """A state table of ``shard``."""
+        return f"{self._tag(shard)}:s:{table}"
+
+    def live_set(self, shard: Shard, name: str) -> str:
+        """A live sorted set of ``shard``."""
+        return f"{self._tag(shard)}:z:{name}"
 
 
 OPS_CONSUMED = "consumed"
 OPS_LATE = "late"
 OPS_LAST_APPLY_MS = "last_apply_ms"
 OPS_REJECTED_PREFIX = "rejected:"
+BUYER_PAID_TALLY = "buyer_paid"
+REPEAT_LIFETIME_TALLY = "repeat_lifetime"
+REPEAT_FIELD = "repeat_buyers"
+"""Counter name of the repeat-purchase distribution (``repeat_buyers|orders=1`` .. ``=6``)."""
+REPEAT_MAX = 6

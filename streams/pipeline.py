@@ -3,10 +3,10 @@
 Live agents and replay both call :meth:`BatchProcessor.process` with the records
 of one shard, in offset order. It skips what Redis already holds, decodes,
 publishes rejections to the dead-letter sink, aggregates, and applies; when the
-offset guard reports that another apply got there first, it re-reads the stored
-state and retries with what is still new. Redis outages are retried with
-backoff instead of raised, because an exception would let Faust acknowledge (and
-so lose) the batch.
+offset guard reports that another apply got there first, it reloads the
+shard's stored state and retries with what is still new. Redis outages are
+retried with backoff instead of raised, because an exception would let Faust
+acknowledge (and so lose) the batch.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import redis.exceptions
 
-from streams.aggregators import TrafficAggregator
-from streams.events import DecodeLimits, PageView, Rejection, decode
+from streams.aggregators import KpiAggregator
+from streams.events import DecodeLimits, Event, Rejection, TopicKind, decode
 from streams.keys import Shard
-from streams.sink import RedisSink, ShardState
+from streams.sink import RedisSink, StoredShard
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class DeadLetterList:
 
 
 def wall_clock_ms() -> int:
-    """Current time in epoch milliseconds (only used to bound accepted event times)."""
+    """Current time in epoch milliseconds (bounds accepted event times and retention)."""
     return time.time_ns() // 1_000_000
 
 
@@ -77,9 +77,10 @@ class BatchProcessor:
     def __init__(
         self,
         limits: DecodeLimits,
-        aggregator: TrafficAggregator,
+        aggregator: KpiAggregator,
         sink: RedisSink,
         dead_letters: DeadLetters,
+        topic_kinds: Mapping[str, TopicKind],
         clock_ms: Callable[[], int] = wall_clock_ms,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 5.0,
@@ -88,62 +89,64 @@ class BatchProcessor:
         self.aggregator = aggregator
         self.sink = sink
         self.dead_letters = dead_letters
+        self.topic_kinds = dict(topic_kinds)
         self.clock_ms = clock_ms
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
-        self._states: dict[Shard, ShardState] = {}
+        self._stored: dict[Shard, StoredShard] = {}
 
     def forget(self, shard: Shard) -> None:
         """Drop the cached state of a shard (after a rebalance takes it away)."""
-        self._states.pop(shard, None)
+        self._stored.pop(shard, None)
 
     async def process(self, shard: Shard, records: Sequence[Record]) -> BatchOutcome:
         """Apply ``records`` (one shard, ascending offsets) exactly once."""
+        kind = self.topic_kinds.get(shard.topic)
+        if kind is None:
+            raise ValueError(f"topic {shard.topic!r} is not one of {sorted(self.topic_kinds)}")
         attempts = 0
         published_upto = -1
         while True:
             attempts += 1
-            state = self._states.get(shard)
-            if state is None:
-                state = await self._retrying(self.sink.load_state, shard)
-            fresh = [
-                r
-                for r in records
-                if state.applied_offset is None or r.offset > state.applied_offset
-            ]
+            stored = self._stored.pop(shard, None)
+            if stored is None:
+                stored = await self._retrying(self.sink.load, shard)
+            applied = stored.applied_offset
+            fresh = [r for r in records if applied is None or r.offset > applied]
             if len(fresh) < len(records):
                 log.info(
                     "shard %s: skipping %d record(s) already applied (offsets <= %s)",
                     shard.id,
                     len(records) - len(fresh),
-                    state.applied_offset,
+                    applied,
                 )
             if not fresh:
-                self._states[shard] = state
+                self._stored[shard] = stored
                 return BatchOutcome(0, len(records), 0, attempts)
             now_ms = self.clock_ms()
-            decoded: list[PageView | Rejection] = []
+            decoded: list[Event | Rejection] = []
             rejected = 0
             for record in fresh:
-                event = decode(record.value, self.limits, now_ms)
+                event = decode(record.value, self.limits, now_ms, kind)
                 decoded.append(event)
                 if isinstance(event, Rejection):
                     rejected += 1
                     if record.offset > published_upto:
                         await self.dead_letters.publish(shard, record.offset, event, record.value)
             published_upto = max(published_upto, fresh[-1].offset)
-            delta = self.aggregator.aggregate(decoded, state.watermark_ms, now_ms)
-            result = await self._retrying(
-                self.sink.apply, shard, state, fresh[-1].offset, delta, now_ms
+            # The aggregator changes the memory in place; it is only kept if the apply lands.
+            delta = self.aggregator.aggregate(decoded, stored.memory, now_ms)
+            ok, offset = await self._retrying(
+                self.sink.apply, shard, applied, fresh[-1].offset, delta, now_ms
             )
-            self._states[shard] = result.state
-            if result.applied:
+            if ok:
+                self._stored[shard] = StoredShard(offset, stored.memory)
                 return BatchOutcome(len(fresh), len(records) - len(fresh), rejected, attempts)
             log.info(
-                "shard %s: stored offset %s differs from expected %s; re-filtering",
+                "shard %s: stored offset %s differs from expected %s; reloading",
                 shard.id,
-                result.state.applied_offset,
-                state.applied_offset,
+                offset,
+                applied,
             )
 
     async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:

@@ -5,20 +5,25 @@ from __future__ import annotations
 import redis
 import redis.asyncio as aioredis
 
-from streams.aggregators import TrafficAggregator
-from streams.events import DecodeLimits
+from streams.aggregators import AggregatorConfig, KpiAggregator
+from streams.events import DecodeLimits, TopicKind
+from streams.exporter import KpiCollector, Labels
 from streams.keys import KeyLayout
 from streams.pipeline import BatchProcessor, DeadLetters
-from streams.settings import Settings
+from streams.settings import Settings, topic_kinds
 from streams.sink import RedisSink
 from streams.timebuckets import BucketClock, Granularity
 
 
 def decode_limits(settings: Settings) -> DecodeLimits:
-    """Decoder bounds: allow-lists, size, future skew, and the longest retention."""
+    """Decoder bounds: allow-lists, size, future skew, and the longest event-time retention."""
     return DecodeLimits(
-        channels=frozenset(settings.channels),
-        page_types=frozenset(settings.page_types),
+        allow_lists={
+            "channels": frozenset(settings.channels),
+            "page_types": frozenset(settings.page_types),
+            "devices": frozenset(settings.devices),
+            "campaigns": frozenset(settings.campaigns),
+        },
         max_event_bytes=settings.max_event_bytes,
         max_future_skew_ms=settings.max_future_skew_seconds * 1000,
         max_age_ms=settings.day_retention_seconds * 1000,
@@ -31,15 +36,22 @@ def retention(settings: Settings) -> dict[Granularity, int]:
         Granularity.MINUTE: settings.minute_retention_seconds,
         Granularity.HOUR: settings.hour_retention_seconds,
         Granularity.DAY: settings.day_retention_seconds,
+        Granularity.WEEK: settings.week_retention_seconds,
+        Granularity.MONTH: settings.month_retention_seconds,
     }
 
 
-def traffic_aggregator(settings: Settings) -> TrafficAggregator:
+def aggregator(settings: Settings) -> KpiAggregator:
     """The pure aggregator configured from settings."""
-    return TrafficAggregator(
+    return KpiAggregator(
         BucketClock(settings.business_timezone),
-        retention(settings),
-        settings.late_after_seconds * 1000,
+        AggregatorConfig(
+            retention_s=retention(settings),
+            late_after_ms=settings.late_after_seconds * 1000,
+            session_timeout_ms=settings.visit_timeout_minutes * 60_000,
+            conversation_timeout_ms=settings.conversation_timeout_hours * 3_600_000,
+            sla_ms=settings.sla_seconds * 1000,
+        ),
     )
 
 
@@ -59,6 +71,21 @@ def batch_processor(
     settings: Settings, client: aioredis.Redis, dead_letters: DeadLetters
 ) -> BatchProcessor:
     """Decoder, aggregator and sink wired together."""
-    aggregator = traffic_aggregator(settings)
-    sink = RedisSink(client, KeyLayout(settings.redis_prefix), aggregator)
-    return BatchProcessor(decode_limits(settings), aggregator, sink, dead_letters)
+    agg = aggregator(settings)
+    sink = RedisSink(client, KeyLayout(settings.redis_prefix), agg.clock, retention(settings))
+    kinds = {topic: TopicKind(kind) for topic, kind in topic_kinds(settings).items()}
+    return BatchProcessor(decode_limits(settings), agg, sink, dead_letters, kinds)
+
+
+def kpi_collector(settings: Settings, client: redis.Redis | None = None) -> KpiCollector:
+    """The exporter's collector, reading Redis at scrape time."""
+    return KpiCollector(
+        client or sync_redis(settings),
+        KeyLayout(settings.redis_prefix),
+        BucketClock(settings.business_timezone),
+        Labels(settings.channels, settings.page_types, settings.devices, settings.campaigns),
+        {topic: TopicKind(kind) for topic, kind in topic_kinds(settings).items()},
+        top_n=settings.top_n,
+        exit_min_views=settings.exit_min_views,
+        agent_cap=settings.agent_cap,
+    )

@@ -18,6 +18,8 @@ from streams.errors import SettingsError
 ENV_PREFIX = "KPI_"
 
 DEFAULT_CHANNELS = ("search", "ads", "social", "direct", "email", "affiliate", "other")
+DEFAULT_DEVICES = ("app", "mobile_web", "pc", "other")
+DEFAULT_CAMPAIGNS = ("double11", "double12", "618", "newyear", "other")
 DEFAULT_PAGE_TYPES = (
     "home",
     "category",
@@ -41,6 +43,9 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:16379/0"
     redis_prefix: str = "kpi"
     clickstream_topic: str = "clickstream"
+    orders_topic: str = "orders"
+    chat_topic: str = "chat"
+    marketing_topic: str = "marketing"
     dead_letter_topic: str = "kpi-dead-letter"
     topic_partitions: int = 4
     consumer_group: str = "kpi-worker"
@@ -48,18 +53,28 @@ class Settings:
     business_timezone: str = "Asia/Shanghai"
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     page_types: tuple[str, ...] = DEFAULT_PAGE_TYPES
+    devices: tuple[str, ...] = DEFAULT_DEVICES
+    campaigns: tuple[str, ...] = DEFAULT_CAMPAIGNS
     batch_max_events: int = 2000
     batch_within_seconds: float = 0.5
     max_event_bytes: int = 1_048_576
     max_future_skew_seconds: int = 300
     late_after_seconds: int = 60
+    visit_timeout_minutes: int = 30
+    conversation_timeout_hours: int = 24
+    sla_seconds: int = 30
+    agent_cap: int = 5
+    exit_min_views: int = 20
+    top_n: int = 20
     minute_retention_seconds: int = 2 * 86_400
     hour_retention_seconds: int = 8 * 86_400
     day_retention_seconds: int = 400 * 86_400
+    week_retention_seconds: int = 400 * 86_400
+    month_retention_seconds: int = 800 * 86_400
     exporter_host: str = "127.0.0.1"
     exporter_port: int = 19100
     prometheus_url: str = "http://127.0.0.1:19090"
-    session_timeout_seconds: float = 10.0
+    kafka_session_timeout_seconds: float = 10.0
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -70,10 +85,18 @@ class Settings:
             raise SettingsError(
                 f"{name}={self.business_timezone!r} is not a known time zone"
             ) from exc
-        for name in ("topic_partitions", "batch_max_events", "max_event_bytes", "exporter_port"):
+        for name in (
+            "topic_partitions",
+            "batch_max_events",
+            "max_event_bytes",
+            "exporter_port",
+            "visit_timeout_minutes",
+            "conversation_timeout_hours",
+            "top_n",
+        ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{env_name(name)} must be positive, got {getattr(self, name)}")
-        for name in ("channels", "page_types"):
+        for name in ("channels", "page_types", "devices", "campaigns"):
             values = getattr(self, name)
             if "other" not in values:
                 raise SettingsError(f"{env_name(name)} must contain 'other' (the fallback label)")
@@ -158,3 +181,13 @@ def _parse(name: str, raw: str, default: object) -> object:
     except ValueError as exc:
         kind = type(default).__name__
         raise SettingsError(f"{name}={raw!r} is not a valid {kind}") from exc
+
+
+def topic_kinds(settings: Settings) -> dict[str, str]:
+    """Topic name -> role (``clickstream``, ``orders``, ``chat``, ``marketing``)."""
+    return {
+        settings.clickstream_topic: "clickstream",
+        settings.orders_topic: "orders",
+        settings.chat_topic: "chat",
+        settings.marketing_topic: "marketing",
+    }

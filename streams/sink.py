@@ -1,11 +1,12 @@
 """The Redis sink: one atomic, offset-guarded apply per partition batch.
 
 The Lua script compares the shard's stored offset with the one the caller last
-saw (compare-and-set). On a match it applies every increment, HyperLogLog insert
-and expiry of the batch and stores the batch's last offset, all at once; on a
-mismatch it changes nothing and returns the stored state, so the caller can drop
-what was already applied and try again. A batch redelivered by Kafka therefore
-changes nothing, and a worker killed at any point loses nothing.
+saw (compare-and-set). On a match it runs every operation of the batch —
+counter increments, HyperLogLog inserts, ranking updates, state changes,
+expiries — and stores the batch's last offset and watermark, all at once; on a
+mismatch it changes nothing and returns the stored offset, so the caller can
+reload, drop what was already applied and try again. A batch redelivered by
+Kafka therefore changes nothing, and a worker killed at any point loses nothing.
 """
 
 from __future__ import annotations
@@ -15,69 +16,73 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from streams.aggregators import BatchDelta, TrafficAggregator
+from streams.aggregators import BatchDelta, ShardMemory, field
+from streams.aggregators.memory import STATE_TABLES
 from streams.keys import (
+    BUYER_PAID_TALLY,
     OPS_CONSUMED,
     OPS_LATE,
     OPS_REJECTED_PREFIX,
+    REPEAT_FIELD,
+    REPEAT_LIFETIME_TALLY,
+    REPEAT_MAX,
     KeyLayout,
     Shard,
 )
+from streams.timebuckets import Bucket, BucketClock, Granularity
 
 log = logging.getLogger(__name__)
 
-PFADD_CHUNK = 1000  # Lua's unpack() is limited to a few thousand values
+VALUES_PER_OP = 1000  # Lua's unpack() is limited to a few thousand values
+RANKING_CAP = 1000  # members kept per ranking key (the top of it is exported)
 
+# Operations: <code> <key index> <value count> <values...>; commands are fixed per code.
 APPLY_SCRIPT = """
 local cur = redis.call('GET', KEYS[1])
 if cur == false then cur = '' end
-if cur ~= ARGV[1] then
-  local wm = redis.call('GET', KEYS[2])
-  if wm == false then wm = '' end
-  return {0, cur, wm}
-end
+if cur ~= ARGV[1] then return {0, cur} end
+local commands = {H='HINCRBY', P='PFADD', X='EXPIREAT', Z='ZINCRBY', S='HSET', D='HDEL',
+                  A='ZADD', R='ZREM'}
 local i = 5
 local n = #ARGV
 while i <= n do
   local op = ARGV[i]
-  if op == 'H' then
-    redis.call('HINCRBY', KEYS[tonumber(ARGV[i+1])], ARGV[i+2], ARGV[i+3])
-    i = i + 4
-  elseif op == 'P' then
-    local c = tonumber(ARGV[i+2])
-    redis.call('PFADD', KEYS[tonumber(ARGV[i+1])], unpack(ARGV, i+3, i+2+c))
-    i = i + 3 + c
-  elseif op == 'X' then
-    redis.call('EXPIREAT', KEYS[tonumber(ARGV[i+1])], ARGV[i+2])
-    i = i + 3
+  local key = KEYS[tonumber(ARGV[i+1])]
+  local c = tonumber(ARGV[i+2])
+  if op == 'T' then
+    redis.call('ZREMRANGEBYRANK', key, 0, -(tonumber(ARGV[i+3]) + 1))
+  elseif op == 'B' then
+    -- repeat purchase: count the buyer's paid orders in KEYS[key], move them up one bin
+    local dist = KEYS[tonumber(ARGV[i+3])]
+    local prefix = ARGV[i+4]
+    local top = tonumber(ARGV[i+5])
+    for j = i + 6, i + 2 + c do
+      local orders = redis.call('HINCRBY', key, ARGV[j], 1)
+      redis.call('HINCRBY', dist, prefix .. math.min(orders, top), 1)
+      if orders > 1 then redis.call('HINCRBY', dist, prefix .. math.min(orders - 1, top), -1) end
+    end
   elseif op == 'C' then
-    redis.call('HINCRBY', KEYS[3], ARGV[i+1], ARGV[i+2])
-    i = i + 3
+    redis.call('HINCRBY', KEYS[3], ARGV[i+3], ARGV[i+4])
   else
-    return redis.error_reply('unknown op ' .. tostring(op))
+    local command = commands[op]
+    if command == nil then return redis.error_reply('unknown op ' .. tostring(op)) end
+    redis.call(command, key, unpack(ARGV, i + 3, i + 2 + c))
   end
+  i = i + 3 + c
 end
 if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3]) end
 redis.call('HSET', KEYS[3], 'last_apply_ms', ARGV[4])
 redis.call('SET', KEYS[1], ARGV[2])
-return {1, ARGV[2], ARGV[3]}
+return {1, ARGV[2]}
 """
 
 
 @dataclass(frozen=True, slots=True)
-class ShardState:
-    """What Redis holds for a shard: last applied offset and watermark."""
+class StoredShard:
+    """What Redis holds for a shard: last applied offset and the shard's memory."""
 
     applied_offset: int | None
-    watermark_ms: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyResult:
-    """Whether the apply happened, and the shard's state afterwards."""
-
-    applied: bool
-    state: ShardState
+    memory: ShardMemory
 
 
 def _opt_int(value: bytes | str | None) -> int | None:
@@ -86,81 +91,137 @@ def _opt_int(value: bytes | str | None) -> int | None:
     return int(value)
 
 
+class _Script:
+    """Accumulates KEYS and ARGV of one apply."""
+
+    def __init__(self, fixed_keys: list[str]) -> None:
+        self.keys = list(fixed_keys)
+        self.index = {key: i + 1 for i, key in enumerate(self.keys)}
+        self.args: list[str | int] = []
+
+    def key(self, key: str) -> int:
+        if key not in self.index:
+            self.keys.append(key)
+            self.index[key] = len(self.keys)  # Lua is 1-based
+        return self.index[key]
+
+    def op(self, code: str, key: str, *values: str | int) -> None:
+        self.args += [code, self.key(key), len(values), *values]
+
+    def op_chunked(
+        self, code: str, key: str, values: list[str], prefix: tuple[str | int, ...] = ()
+    ) -> None:
+        for start in range(0, len(values), VALUES_PER_OP):
+            chunk = values[start : start + VALUES_PER_OP]
+            self.op(code, key, *prefix, *chunk)
+
+
 class RedisSink:
     """Writes batch deltas to Redis; the only writer of KPI keys."""
 
     def __init__(
-        self, client: aioredis.Redis, layout: KeyLayout, aggregator: TrafficAggregator
+        self,
+        client: aioredis.Redis,
+        layout: KeyLayout,
+        clock: BucketClock,
+        retention_s: dict[Granularity, int],
     ) -> None:
         self.client = client
         self.layout = layout
-        self.aggregator = aggregator
+        self.clock = clock
+        self.retention_s = retention_s
         self._script = client.register_script(APPLY_SCRIPT)
 
-    async def load_state(self, shard: Shard) -> ShardState:
-        """Read the shard's applied offset and watermark (one round trip)."""
-        applied, watermark = await self.client.mget(
-            [self.layout.applied(shard), self.layout.watermark(shard)]
-        )
-        return ShardState(_opt_int(applied), _opt_int(watermark))
+    def expires_at(self, bucket: Bucket) -> int:
+        """Absolute expiry of a bucket's keys (the same on replay as live)."""
+        return self.clock.end_of(bucket) + self.retention_s[bucket.granularity]
+
+    async def load(self, shard: Shard) -> StoredShard:
+        """Read the shard's applied offset, watermark and state tables (one round trip)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.mget([self.layout.applied(shard), self.layout.watermark(shard)])
+            for table in STATE_TABLES:
+                pipe.hgetall(self.layout.state(shard, table))
+            (applied, watermark), *tables = await pipe.execute()
+        decoded = {
+            table: {_text(k): v for k, v in rows.items()}
+            for table, rows in zip(STATE_TABLES, tables, strict=True)
+        }
+        return StoredShard(_opt_int(applied), ShardMemory.from_tables(_opt_int(watermark), decoded))
 
     async def apply(
-        self,
-        shard: Shard,
-        expected: ShardState,
-        last_offset: int,
-        delta: BatchDelta,
-        now_ms: int,
-    ) -> ApplyResult:
-        """Apply ``delta`` if the stored offset still equals ``expected.applied_offset``."""
+        self, shard: Shard, expected: int | None, last_offset: int, delta: BatchDelta, now_ms: int
+    ) -> tuple[bool, int | None]:
+        """Apply ``delta`` if the stored offset still equals ``expected``.
+
+        Returns whether it was applied and the stored offset afterwards.
+        """
         keys, args = self.build_script_call(shard, expected, last_offset, delta, now_ms)
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.sadd(self.layout.shards(), shard.id)
             await self._script(keys=keys, args=args, client=pipe)
             _, reply = await pipe.execute()
-        ok, offset, watermark = reply
-        return ApplyResult(bool(ok), ShardState(_opt_int(offset), _opt_int(watermark)))
+        ok, offset = reply
+        return bool(ok), _opt_int(offset)
 
     def build_script_call(
-        self,
-        shard: Shard,
-        expected: ShardState,
-        last_offset: int,
-        delta: BatchDelta,
-        now_ms: int,
+        self, shard: Shard, expected: int | None, last_offset: int, delta: BatchDelta, now_ms: int
     ) -> tuple[list[str], list[str | int]]:
         """KEYS and ARGV of the apply script for one batch."""
         layout = self.layout
-        keys: list[str] = [layout.applied(shard), layout.watermark(shard), layout.ops(shard)]
-        index: dict[str, int] = {}
-
-        def key_index(key: str) -> int:
-            if key not in index:
-                keys.append(key)
-                index[key] = len(keys)  # Lua is 1-based
-            return index[key]
-
-        expected_text = "" if expected.applied_offset is None else str(expected.applied_offset)
-        watermark_text = "" if delta.watermark_ms is None else str(delta.watermark_ms)
-        args: list[str | int] = [expected_text, last_offset, watermark_text, now_ms]
+        script = _Script([layout.applied(shard), layout.watermark(shard), layout.ops(shard)])
+        script.args += [
+            "" if expected is None else str(expected),
+            last_offset,
+            "" if delta.watermark_ms is None else str(delta.watermark_ms),
+            now_ms,
+        ]
         expiries: dict[str, int] = {}
-        for (bucket, channel), count in delta.pageviews.items():
-            key = layout.pageviews(shard, bucket)
-            args += ["H", key_index(key), channel, count]
-            expiries[key] = self.aggregator.expires_at(bucket)
-        for (bucket, channel), visitors in delta.visitors.items():
-            key = layout.visitors(shard, bucket, channel)
-            members = sorted(visitors)
-            idx = key_index(key)
-            for start in range(0, len(members), PFADD_CHUNK):
-                chunk = members[start : start + PFADD_CHUNK]
-                args += ["P", idx, len(chunk), *chunk]
-            expiries[key] = self.aggregator.expires_at(bucket)
+        for (bucket, name), n in delta.counters.items():
+            key = layout.counters(shard, bucket)
+            script.op("H", key, name, n)
+            expiries[key] = self.expires_at(bucket)
+        for (bucket, name), members in delta.distinct.items():
+            key = layout.distinct(shard, bucket, name)
+            script.op_chunked("P", key, sorted(members))
+            expiries[key] = self.expires_at(bucket)
+        for (bucket, name), scores in delta.ranked.items():
+            key = layout.ranking(shard, bucket, name)
+            for member, n in scores.items():
+                script.op("Z", key, n, member)
+            script.op("T", key, RANKING_CAP)
+            expiries[key] = self.expires_at(bucket)
+        lifetime_count = layout.tally(shard, BUYER_PAID_TALLY)
+        lifetime_dist = layout.tally(shard, REPEAT_LIFETIME_TALLY)
+        prefix = field(REPEAT_FIELD, "orders", "")
+        for periods, buyer in delta.repeat_buyers:
+            script.op("B", lifetime_count, script.key(lifetime_dist), prefix, REPEAT_MAX, buyer)
+            for bucket in periods:
+                count_key = layout.buyer_period(shard, bucket)
+                dist_key = layout.counters(shard, bucket)
+                script.op("B", count_key, script.key(dist_key), prefix, REPEAT_MAX, buyer)
+                expiries[count_key] = self.expires_at(bucket)
+                expiries[dist_key] = self.expires_at(bucket)
+        for (table, key_), value in delta.state_put.items():
+            script.op("S", layout.state(shard, table), key_, value)
+        for table, key_ in delta.state_del:
+            script.op("D", layout.state(shard, table), key_)
+        for (name, member), score in delta.zset_put.items():
+            script.op("A", layout.live_set(shard, name), score, member)
+        for name, member in delta.zset_del:
+            script.op("R", layout.live_set(shard, name), member)
+        for (name, member), n in delta.tallies.items():
+            if n:
+                script.op("H", layout.tally(shard, name), member, n)
         for key, expire_at in expiries.items():
-            args += ["X", index[key], expire_at]
-        args += ["C", OPS_CONSUMED, delta.consumed]
+            script.op("X", key, expire_at)
+        script.op("C", layout.ops(shard), OPS_CONSUMED, delta.consumed)
         if delta.late:
-            args += ["C", OPS_LATE, delta.late]
-        for reason, count in delta.rejected.items():
-            args += ["C", OPS_REJECTED_PREFIX + reason.value, count]
-        return keys, args
+            script.op("C", layout.ops(shard), OPS_LATE, delta.late)
+        for reason, n in delta.rejected.items():
+            script.op("C", layout.ops(shard), OPS_REJECTED_PREFIX + reason.value, n)
+        return script.keys, script.args
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

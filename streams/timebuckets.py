@@ -1,9 +1,10 @@
-"""Event-time buckets: minute, hour and business day in a configurable time zone.
+"""Event-time buckets: minute, hour, business day, ISO week and month.
 
 A bucket is identified by the UTC epoch second of its start, so ids are
-unambiguous across daylight-saving changes and sort as numbers. Hour and day
-starts are computed in the business time zone (an hour in Asia/Kathmandu starts
-at :15 UTC) and cached per minute, because every event needs all three.
+unambiguous across daylight-saving changes and sort as numbers. Hours, days,
+weeks (Monday start) and months are cut in the business time zone (an hour in
+Asia/Kathmandu starts at :15 UTC) and cached per minute, because every event
+needs all of them.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ class Granularity(enum.StrEnum):
     MINUTE = "m"
     HOUR = "h"
     DAY = "d"
+    WEEK = "w"
+    MONTH = "M"
 
 
-GRANULARITIES = (Granularity.MINUTE, Granularity.HOUR, Granularity.DAY)
+GRANULARITIES = tuple(Granularity)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Bucket:
     """One event-time bucket: its size and the epoch second it starts at."""
 
@@ -41,36 +44,55 @@ class BucketClock:
         self.zone = ZoneInfo(timezone)
         self._starts = lru_cache(maxsize=65_536)(self._starts_uncached)
 
-    def buckets(self, event_ms: int) -> tuple[Bucket, Bucket, Bucket]:
-        """Minute, hour and day bucket holding ``event_ms``."""
-        minute, hour, day = self._starts(event_ms // 60_000)
-        return (
-            Bucket(Granularity.MINUTE, minute),
-            Bucket(Granularity.HOUR, hour),
-            Bucket(Granularity.DAY, day),
-        )
+    def buckets(self, event_ms: int) -> tuple[Bucket, ...]:
+        """The minute, hour, day, week and month buckets holding ``event_ms``."""
+        return self._starts(event_ms // 60_000)
 
     def start_of(self, granularity: Granularity, epoch_s: float) -> int:
         """Start (epoch second) of the bucket of ``granularity`` holding ``epoch_s``."""
-        minute, hour, day = self._starts(int(epoch_s // 60))
-        return {Granularity.MINUTE: minute, Granularity.HOUR: hour, Granularity.DAY: day}[
-            granularity
-        ]
+        return self._starts(int(epoch_s // 60))[GRANULARITIES.index(granularity)].start
+
+    def bucket_at(self, granularity: Granularity, epoch_s: float) -> Bucket:
+        """The bucket of ``granularity`` holding ``epoch_s``."""
+        return Bucket(granularity, self.start_of(granularity, epoch_s))
+
+    def previous(self, bucket: Bucket) -> Bucket:
+        """The bucket of the same size just before ``bucket``."""
+        return self.bucket_at(bucket.granularity, bucket.start - 1)
 
     def end_of(self, bucket: Bucket) -> int:
         """First epoch second after ``bucket`` (days may be 23 or 25 hours long)."""
-        if bucket.granularity is Granularity.MINUTE:
+        g = bucket.granularity
+        if g is Granularity.MINUTE:
             return bucket.start + 60
-        local = datetime.fromtimestamp(bucket.start, self.zone)
-        if bucket.granularity is Granularity.HOUR:
+        if g is Granularity.HOUR:
             return bucket.start + 3600
-        next_day = (local + timedelta(days=1, hours=3)).replace(hour=0, minute=0, second=0)
-        return int(next_day.timestamp())
+        local = datetime.fromtimestamp(bucket.start, self.zone)
+        if g is Granularity.DAY:
+            later = local + timedelta(days=1, hours=3)
+        elif g is Granularity.WEEK:
+            later = local + timedelta(days=7, hours=3)
+        else:
+            later = (local.replace(day=28) + timedelta(days=4)).replace(day=1, hour=3)
+        midnight = later.replace(hour=0, minute=0, second=0, microsecond=0)
+        return int(midnight.timestamp())
 
-    def _starts_uncached(self, epoch_minute: int) -> tuple[int, int, int]:
+    def _starts_uncached(self, epoch_minute: int) -> tuple[Bucket, ...]:
         minute_start = epoch_minute * 60
         local = datetime.fromtimestamp(minute_start, UTC).astimezone(self.zone)
         hour_start = minute_start - local.minute * 60
         day_local = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        day_start = int(day_local.timestamp())
-        return minute_start, hour_start, day_start
+        week_local = day_local - timedelta(days=day_local.weekday())
+        month_local = day_local.replace(day=1)
+        return (
+            Bucket(Granularity.MINUTE, minute_start),
+            Bucket(Granularity.HOUR, hour_start),
+            Bucket(Granularity.DAY, int(day_local.timestamp())),
+            Bucket(Granularity.WEEK, int(_midnight(week_local).timestamp())),
+            Bucket(Granularity.MONTH, int(_midnight(month_local).timestamp())),
+        )
+
+
+def _midnight(local: datetime) -> datetime:
+    """Re-resolve a local midnight's UTC offset (a week or month may start across a DST change)."""
+    return datetime(local.year, local.month, local.day, tzinfo=local.tzinfo)

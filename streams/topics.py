@@ -8,13 +8,13 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
 
-from streams.settings import Settings
+from streams.settings import Settings, topic_kinds
 
 log = logging.getLogger(__name__)
 
 
 async def create_topics(settings: Settings, wait_s: float = 60.0) -> list[str]:
-    """Create the clickstream and dead-letter topics if missing; returns those created."""
+    """Create the input and dead-letter topics if missing; returns those created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     deadline = asyncio.get_running_loop().time() + wait_s
     while True:
@@ -28,7 +28,7 @@ async def create_topics(settings: Settings, wait_s: float = 60.0) -> list[str]:
             await asyncio.sleep(1)
     try:
         existing = set(await admin.list_topics())
-        wanted = [settings.clickstream_topic, settings.dead_letter_topic]
+        wanted = [*topic_kinds(settings), settings.dead_letter_topic]
         missing = [name for name in wanted if name not in existing]
         if missing:
             await admin.create_topics(

@@ -240,7 +240,7 @@ def pipeline(stack: Stack) -> Iterator[Pipeline]:
         KPI_FAUST_DATADIR=str(stack.logs / f"faust-{tag}"),
         KPI_EXPORTER_PORT=str(stack.exporter_port),
         KPI_PROMETHEUS_URL=stack.prometheus_url,
-        KPI_SESSION_TIMEOUT_SECONDS="6",
+        KPI_KAFKA_SESSION_TIMEOUT_SECONDS="6",
         PYTHONPATH=str(ROOT),
     )
     pipe = Pipeline(stack, env, topic, prefix)

@@ -3,13 +3,26 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.events import DecodeLimits, PageView, Rejection, RejectReason, decode
+from streams.events import (
+    EVENT_TYPES,
+    DecodeLimits,
+    Event,
+    OrderLine,
+    Rejection,
+    RejectReason,
+    TopicKind,
+    decode,
+)
 
 NOW = 1_795_745_000_000  # 2026-11-27T02:03:20Z
 LIMITS = DecodeLimits(
-    channels=frozenset({"search", "ads", "other"}),
-    page_types=frozenset({"home", "product", "other"}),
-    max_event_bytes=2048,
+    allow_lists={
+        "channels": frozenset({"search", "ads", "other"}),
+        "page_types": frozenset({"home", "product", "other"}),
+        "devices": frozenset({"app", "pc", "other"}),
+        "campaigns": frozenset({"d11", "other"}),
+    },
+    max_event_bytes=8192,
     max_future_skew_ms=300_000,
     max_age_ms=86_400_000,
 )
@@ -41,28 +54,31 @@ def reason(data: bytes) -> RejectReason:
 
 def test_valid_page_view() -> None:
     event = decode(raw(), LIMITS, NOW)
-    assert event == PageView(
-        event_id="e1",
-        event_ms=1_795_744_800_250,
-        visitor_id="v1",
-        session_id="s1",
-        page="/product/9",
-        page_type="product",
-        channel="search",
-        campaign="d11",
-        device="app",
-    )
+    assert isinstance(event, Event)
+    assert (event.type, event.event_id, event.event_ms) == ("page_view", "e1", 1_795_744_800_250)
+    assert {k: v for k, v in event.attrs.items() if v is not None} == {
+        "visitor_id": "v1",
+        "session_id": "s1",
+        "page": "/product/9",
+        "page_type": "product",
+        "channel": "search",
+        "campaign": "d11",
+        "device": "app",
+    }
 
 
 def test_labels_off_the_allow_list_become_other() -> None:
-    event = decode(raw(channel="tiktok", page_type="landing"), LIMITS, NOW)
-    assert isinstance(event, PageView)
-    assert (event.channel, event.page_type) == ("other", "other")
+    event = decode(
+        raw(channel="tiktok", page_type="landing", campaign="", device="tv"), LIMITS, NOW
+    )
+    assert isinstance(event, Event)
+    assert (event.text("channel"), event.text("page_type")) == ("other", "other")
+    assert (event.text("campaign"), event.text("device")) == ("", "other")
 
 
 def test_epoch_milliseconds_are_accepted() -> None:
     event = decode(raw(event_time=NOW - 1000), LIMITS, NOW)
-    assert isinstance(event, PageView) and event.event_ms == NOW - 1000
+    assert isinstance(event, Event) and event.event_ms == NOW - 1000
 
 
 def test_each_kind_of_bad_input_has_its_reason() -> None:
@@ -70,18 +86,20 @@ def test_each_kind_of_bad_input_has_its_reason() -> None:
     assert reason(b"\xff\xfe") is RejectReason.MALFORMED_JSON
     assert reason(b"[1, 2]") is RejectReason.NOT_AN_OBJECT
     assert reason(raw(schema=2)) is RejectReason.UNSUPPORTED_SCHEMA
-    assert reason(raw(type="order_paid")) is RejectReason.UNKNOWN_TYPE
+    assert reason(raw(type="order_shipped")) is RejectReason.UNKNOWN_TYPE
     assert reason(raw(visitor_id=...)) is RejectReason.MISSING_FIELD
     assert reason(raw(event_time=...)) is RejectReason.MISSING_FIELD
     assert reason(raw(visitor_id=42)) is RejectReason.WRONG_TYPE
     assert reason(raw(visitor_id="")) is RejectReason.WRONG_TYPE
     assert reason(raw(campaign=["x"])) is RejectReason.WRONG_TYPE
+    assert reason(raw(event_id=...)) is RejectReason.MISSING_FIELD
     assert reason(raw(event_time="yesterday")) is RejectReason.BAD_TIMESTAMP
     assert reason(raw(event_time="2026-11-27T10:00:00")) is RejectReason.BAD_TIMESTAMP
     assert reason(raw(event_time=True)) is RejectReason.WRONG_TYPE
+    assert reason(raw(event_time=1e300)) is RejectReason.BAD_TIMESTAMP
     assert reason(raw(event_time=NOW + 300_001)) is RejectReason.TOO_FAR_IN_FUTURE
     assert reason(raw(event_time=NOW - 86_400_001)) is RejectReason.TOO_OLD
-    assert reason(raw(page="x" * 3000)) is RejectReason.OVERSIZE
+    assert reason(raw(page="x" * 9000)) is RejectReason.OVERSIZE
 
 
 def test_nan_and_infinite_timestamps_are_rejected() -> None:
@@ -96,7 +114,7 @@ def test_nan_and_infinite_timestamps_are_rejected() -> None:
 @settings(deadline=None)
 @given(st.binary(max_size=4096))
 def test_decoder_never_raises_on_arbitrary_bytes(data: bytes) -> None:
-    assert isinstance(decode(data, LIMITS, NOW), PageView | Rejection)
+    assert isinstance(decode(data, LIMITS, NOW), Event | Rejection)
 
 
 json_values = st.recursive(
@@ -118,6 +136,64 @@ def test_decoder_never_raises_on_arbitrary_documents(
 ) -> None:
     doc = {k: v for k, v in VALID.items() if k not in dropped} | replaced
     result = decode(json.dumps(doc).encode(), LIMITS, NOW)
-    assert isinstance(result, PageView | Rejection)
-    if isinstance(result, PageView):
-        assert result.channel in LIMITS.channels and result.page_type in LIMITS.page_types
+    assert isinstance(result, Event | Rejection)
+    if isinstance(result, Event):
+        assert result.text("channel") in LIMITS.allow_lists["channels"]
+        assert result.text("page_type") in LIMITS.allow_lists["page_types"]
+
+
+PAID = {
+    "type": "order_paid",
+    "event_id": "o1-paid",
+    "event_time": NOW - 5000,
+    "visitor_id": "v1",
+    "member_id": "m1",
+    "order_id": "o1",
+    "channel": "ads",
+    "amount": 199.99,
+    "items": [{"product_id": "p1", "brand": "acme", "quantity": 2, "amount": 199.99}],
+}
+
+
+def paid(**changes: object) -> bytes:
+    doc = {**PAID, **changes}
+    return json.dumps({k: v for k, v in doc.items() if v is not ...}).encode()
+
+
+def test_order_amounts_become_exact_cents_and_lines_are_parsed() -> None:
+    event = decode(paid(), LIMITS, NOW, TopicKind.ORDERS)
+    assert isinstance(event, Event)
+    assert event.number("amount") == 19_999
+    assert event.items() == (OrderLine("p1", "", "acme", 2, 19_999),)
+
+
+def test_bad_amounts_and_wrong_topics_are_rejected() -> None:
+    def why(data: bytes, topic: TopicKind = TopicKind.ORDERS) -> RejectReason:
+        result = decode(data, LIMITS, NOW, topic)
+        assert isinstance(result, Rejection), result
+        return result.reason
+
+    assert why(paid(amount=-1)) is RejectReason.OUT_OF_RANGE
+    assert why(paid(amount=1e12)) is RejectReason.OUT_OF_RANGE
+    assert why(paid(amount="12")) is RejectReason.WRONG_TYPE
+    assert why(paid(amount=True)) is RejectReason.WRONG_TYPE
+    assert why(paid(items=[{"product_id": "p"}])) is RejectReason.MISSING_FIELD
+    assert why(paid(items="p1")) is RejectReason.WRONG_TYPE
+    assert why(paid(items=[{"product_id": "p", "amount": 1}] * 101)) is RejectReason.WRONG_TYPE
+    assert why(paid(), TopicKind.CLICKSTREAM) is RejectReason.WRONG_TOPIC
+    assert why(raw(), TopicKind.ORDERS) is RejectReason.WRONG_TOPIC
+    review = {
+        "type": "review",
+        "event_id": "r",
+        "event_time": NOW,
+        "visitor_id": "v",
+        "order_id": "o",
+        "rating": 6,
+    }
+    assert why(json.dumps(review).encode()) is RejectReason.OUT_OF_RANGE
+
+
+def test_every_event_type_names_its_topic_and_partition_key() -> None:
+    for name, spec in EVENT_TYPES.items():
+        assert spec.key in spec.fields, name
+        assert spec.fields[spec.key].required, name

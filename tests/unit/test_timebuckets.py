@@ -15,6 +15,7 @@ def test_shanghai_day_starts_at_16_utc() -> None:
     clock = BucketClock("Asia/Shanghai")
     before = clock.buckets(ms("2026-11-11T15:59:59.999+00:00"))
     after = clock.buckets(ms("2026-11-11T16:00:00.000+00:00"))
+    assert len(before) == 5
     assert before[2] == Bucket(Granularity.DAY, epoch("2026-11-10T16:00:00+00:00"))
     assert after[2] == Bucket(Granularity.DAY, epoch("2026-11-11T16:00:00+00:00"))
     assert after[1] == Bucket(Granularity.HOUR, epoch("2026-11-11T16:00:00+00:00"))
@@ -23,21 +24,21 @@ def test_shanghai_day_starts_at_16_utc() -> None:
 
 def test_event_exactly_on_a_minute_edge_opens_the_new_minute() -> None:
     clock = BucketClock("Asia/Shanghai")
-    minute, hour, _ = clock.buckets(ms("2026-11-11T20:00:00+08:00"))
+    minute, hour, *_ = clock.buckets(ms("2026-11-11T20:00:00+08:00"))
     assert minute.start == epoch("2026-11-11T12:00:00+00:00")
     assert hour.start == minute.start
 
 
 def test_hours_follow_the_zone_offset_not_utc() -> None:
     clock = BucketClock("Asia/Kathmandu")  # UTC+05:45
-    _, hour, day = clock.buckets(ms("2026-11-11T10:20:00+00:00"))
+    _, hour, day, *_ = clock.buckets(ms("2026-11-11T10:20:00+00:00"))
     assert hour.start == epoch("2026-11-11T10:15:00+00:00")
     assert day.start == epoch("2026-11-10T18:15:00+00:00")
 
 
 def test_day_length_across_daylight_saving_change() -> None:
     clock = BucketClock("America/New_York")
-    _, _, day = clock.buckets(ms("2026-11-01T12:00:00-05:00"))
+    _, _, day, *_ = clock.buckets(ms("2026-11-01T12:00:00-05:00"))
     assert day.start == epoch("2026-11-01T00:00:00-04:00")
     assert clock.end_of(day) - day.start == 25 * 3600
 
@@ -49,3 +50,18 @@ def test_start_of_and_end_of() -> None:
     day = Bucket(Granularity.DAY, clock.start_of(Granularity.DAY, t))
     assert clock.end_of(day) - day.start == 86_400
     assert clock.end_of(Bucket(Granularity.MINUTE, 120)) == 180
+
+
+def test_iso_week_starts_monday_and_month_on_the_first_in_business_time() -> None:
+    clock = BucketClock("Asia/Shanghai")
+    # Sunday 2026-11-29 23:59 CST is still ISO week 48 (from Monday 2026-11-23).
+    *_, week, month = clock.buckets(ms("2026-11-29T23:59:59+08:00"))
+    assert week.start == epoch("2026-11-23T00:00:00+08:00")
+    assert month.start == epoch("2026-11-01T00:00:00+08:00")
+    *_, next_week, _ = clock.buckets(ms("2026-11-30T00:00:00+08:00"))
+    assert next_week.start == epoch("2026-11-30T00:00:00+08:00")
+    assert clock.end_of(week) == next_week.start
+    *_, december = clock.buckets(ms("2026-12-01T00:00:00+08:00"))
+    assert clock.end_of(month) == december.start
+    assert clock.previous(december) == month
+    assert clock.end_of(december) == epoch("2027-01-01T00:00:00+08:00")

@@ -1,0 +1,84 @@
+"""Order KPIs: orders by status, GMV at payment time, refunds, buyers, repeat purchase, reviews.
+
+Orders carry the channel and campaign the shop attributes them to; the
+funnel's order and pay steps count distinct visitors (the topic is keyed by
+the buyer's visitor id, so a buyer's events share a partition).
+"""
+
+from __future__ import annotations
+
+from streams.aggregators.context import BatchContext
+from streams.aggregators.delta import ANY, coarse, field
+from streams.events import Event
+from streams.timebuckets import Bucket, Granularity
+
+REPEAT_PERIODS = (Granularity.DAY, Granularity.WEEK, Granularity.MONTH)
+
+
+def order_created(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
+    """Created orders and the funnel's order step."""
+    channel, campaign = event.text("channel"), event.text("campaign")
+    ctx.delta.count(buckets, "orders_created", channel=channel, campaign=campaign)
+    ctx.delta.add_distinct(buckets, "orderers", event.text("visitor_id"), channel=channel)
+
+
+def order_paid(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
+    """Paid orders, GMV, paying buyers, new-member buyers, product sales, repeat purchase."""
+    delta = ctx.delta
+    channel, campaign = event.text("channel"), event.text("campaign")
+    amount = event.number("amount")
+    delta.count(buckets, "orders_paid", channel=channel, campaign=campaign)
+    delta.count(buckets, "gmv_cents", amount, channel=channel, campaign=campaign)
+    visitor = event.text("visitor_id")
+    delta.add_distinct(buckets, "payers", visitor, channel=channel)
+    member = event.text("member_id")
+    if member:
+        delta.add_distinct(buckets, "paying_members", member)
+        registered = event.number("member_registered_at", -1)
+        for bucket in buckets:
+            if bucket.granularity in REPEAT_PERIODS and (
+                bucket.start * 1000 <= registered < ctx.clock.end_of(bucket) * 1000
+            ):
+                delta.distinct[(bucket, field("new_member_payers", ANY, ANY))].add(member)
+    wide = coarse(buckets)
+    for line in event.items():
+        delta.rank(wide, "product_sales", line.product_id, line.amount_cents)
+        delta.rank(wide, "category_sales", line.category, line.amount_cents)
+        delta.rank(wide, "brand_sales", line.brand, line.amount_cents)
+        delta.count(buckets, "units_sold", line.quantity)
+    periods = tuple(b for b in buckets if b.granularity in REPEAT_PERIODS)
+    delta.repeat_buyers.append((periods, member or visitor))
+
+
+def order_cancelled(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
+    """Cancelled orders."""
+    ctx.delta.count(
+        buckets, "orders_cancelled", channel=event.text("channel"), campaign=event.text("campaign")
+    )
+
+
+def order_refunded(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
+    """Refunded or returned orders and the refunded amount (net GMV)."""
+    channel, campaign = event.text("channel"), event.text("campaign")
+    ctx.delta.count(buckets, "orders_refunded", channel=channel, campaign=campaign)
+    ctx.delta.count(
+        buckets, "refund_cents", event.number("amount"), channel=channel, campaign=campaign
+    )
+    if event.flag("returned"):
+        ctx.delta.count(buckets, "orders_returned")
+
+
+def review(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
+    """Reviews; 4 and 5 stars are good reviews."""
+    ctx.delta.count(buckets, "reviews")
+    if event.number("rating") >= 4:
+        ctx.delta.count(buckets, "good_reviews")
+
+
+HANDLERS = {
+    "order_created": order_created,
+    "order_paid": order_paid,
+    "order_cancelled": order_cancelled,
+    "order_refunded": order_refunded,
+    "review": review,
+}
