@@ -55,25 +55,25 @@ def test_page_views_reach_prometheus_exactly(
     day = local_start(scraped_at, "d")
     if local_start(now_ms / 1000 - 20 * 60, "d") != day:
         pytest.fail("generated traffic crosses the business-day boundary; rerun after 00:20 CST")
-    pv_day = by_channel("shop_page_views", "day")
+    pv_day = by_channel("shop_page_views_by_channel", "day")
     expected_pv = {c: truth.pv("d", day, c) for c in KNOWN_CHANNELS}
     assert pv_day == {c: float(n) for c, n in expected_pv.items()}
     assert sum(expected_pv.values()) == 40_000
 
     hour = local_start(scraped_at, "h")
-    pv_hour = by_channel("shop_page_views", "hour")
+    pv_hour = by_channel("shop_page_views_by_channel", "hour")
     assert pv_hour == {c: float(truth.pv("h", hour, c)) for c in KNOWN_CHANNELS}
 
     minute = local_start(scraped_at, "m")
     last_30 = [minute - 60 * back for back in range(30)]
-    pv_30m = sum(by_channel("shop_page_views", "30m").values())
+    pv_30m = sum(by_channel("shop_page_views_by_channel", "30m").values())
     assert pv_30m == sum(truth.pv("m", m) for m in last_30)
 
-    uv_day = by_channel("shop_unique_visitors", "day")
+    uv_day = by_channel("shop_unique_visitors_by_channel", "day")
     for channel in KNOWN_CHANNELS:
         exact = truth.uv("d", day, channel)
         assert abs(uv_day[channel] - exact) <= 0.02 * exact, (channel, uv_day[channel], exact)
-    uv_all = {s.labels["window"]: s.value for s in prom.query("shop_unique_visitors_all_channels")}
+    uv_all = {s.labels["window"]: s.value for s in prom.query("shop_unique_visitors")}
     exact_all = truth.uv("d", day)
     assert abs(uv_all["day"] - exact_all) <= 0.02 * exact_all
     exact_30m = truth.uv_over(last_30)

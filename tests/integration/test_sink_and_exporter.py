@@ -1,4 +1,8 @@
-"""The offset guard, the batch processor and the exporter against the real Redis."""
+"""The offset guard, the batch processor and the exporter against the real Redis.
+
+Hand-built events with hand-computed answers, read back through the collector
+exactly as Prometheus would scrape them.
+"""
 
 from __future__ import annotations
 
@@ -11,92 +15,88 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from streams.events import RejectReason
-from streams.exporter import KpiCollector
-from streams.keys import KeyLayout, Shard
+from streams.keys import Shard
 from streams.pipeline import DeadLetterList, Record
-from streams.runtime import batch_processor, sync_redis
+from streams.runtime import batch_processor, kpi_collector
 from streams.settings import Settings
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, free_port
 
 pytestmark = pytest.mark.integration
 
 NOW_S = 1_795_745_000.0  # 2026-11-27T02:03:20Z = 10:03:20 in Shanghai
-SHARD = Shard("clicks", 0)
+NOW_MS = int(NOW_S * 1000)
+CLICKS = Shard("clickstream", 0)
+CHAT = Shard("chat", 1)
 
 
 def settings_for(stack: Stack) -> Settings:
-    return Settings(redis_url=stack.redis_url, redis_prefix=f"u{uuid.uuid4().hex[:8]}")
+    return Settings(
+        redis_url=stack.redis_url, redis_prefix=f"u{uuid.uuid4().hex[:8]}", exit_min_views=2
+    )
 
 
-def page_view(i: int, visitor: str, channel: str, seconds_ago: float) -> bytes:
-    return json.dumps(
-        {
-            "type": "page_view",
-            "event_id": f"e{i}",
-            "event_time": int((NOW_S - seconds_ago) * 1000),
-            "visitor_id": visitor,
-            "session_id": "s",
-            "page": "/",
-            "page_type": "home",
-            "channel": channel,
-        }
-    ).encode()
+def doc(kind: str, seconds_ago: float, **fields: object) -> bytes:
+    event = {
+        "type": kind,
+        "event_id": uuid.uuid4().hex,
+        "event_time": NOW_MS - int(seconds_ago * 1000),
+    }
+    return json.dumps({**event, **fields}).encode()
 
 
-def records() -> list[Record]:
+def view(visitor: str, channel: str, seconds_ago: float, page: str = "/") -> bytes:
+    return doc(
+        "page_view", seconds_ago, visitor_id=visitor, page=page, page_type="home", channel=channel
+    )
+
+
+def clickstream_records() -> list[Record]:
     """12 records: 10 valid views (visitors a..e), 2 invalid; hand-counted below."""
     raw = [
-        page_view(0, "a", "search", 30),
-        page_view(1, "b", "search", 30),
-        page_view(2, "a", "search", 90),
-        page_view(3, "c", "ads", 200),
+        view("a", "search", 30),
+        view("b", "search", 30),
+        view("a", "search", 90),
+        view("c", "ads", 200),
         b"{broken",
-        page_view(5, "d", "weibo", 10),
-        page_view(6, "e", "ads", 400),
-        page_view(7, "a", "ads", 5),
+        view("d", "weibo", 10),
+        view("e", "ads", 400),
+        view("a", "ads", 5),
         b'{"type": "refund"}',
-        page_view(9, "b", "direct", 20),
-        page_view(10, "c", "ads", 1000),
-        page_view(11, "a", "search", 2000),
+        view("b", "direct", 20),
+        view("c", "ads", 1000),
+        view("a", "search", 2000),
     ]
     return [Record(offset, value) for offset, value in enumerate(raw)]
 
 
 def collect(settings: Settings) -> dict[tuple[str, str, str], float]:
+    """Samples keyed by (name, window, the one other label's value)."""
+    collector = kpi_collector(settings)
+    collector.now_s = lambda: NOW_S
     registry = CollectorRegistry()
-    from streams.timebuckets import BucketClock
-
-    registry.register(
-        KpiCollector(
-            sync_redis(settings),
-            KeyLayout(settings.redis_prefix),
-            BucketClock(settings.business_timezone),
-            settings.channels,
-            now_s=lambda: NOW_S,
-        )
-    )
+    registry.register(collector)
     out = {}
     for family in registry.collect():
         for sample in family.samples:
-            labels = sample.labels
-            out[
-                (
-                    sample.name,
-                    labels.get("window", ""),
-                    labels.get("channel", labels.get("reason", "")),
-                )
-            ] = sample.value
+            labels = dict(sample.labels)
+            window = labels.pop("window", "")
+            labels.pop("topic", None)
+            labels.pop("rank", None)
+            other = next(iter(labels.values()), "")
+            out[(sample.name, window, other)] = sample.value
     return out
 
 
-async def run_batches(settings: Settings, batches: list[list[Record]]) -> DeadLetterList:
+async def run_batches(
+    settings: Settings, batches: list[tuple[Shard, list[Record]]]
+) -> DeadLetterList:
     client = aioredis.Redis.from_url(settings.redis_url)
     dead = DeadLetterList()
     try:
         processor = batch_processor(settings, client, dead)
-        processor.clock_ms = lambda: int(NOW_S * 1000)
-        for batch in batches:
-            await processor.process(SHARD, batch)
+        processor.clock_ms = lambda: NOW_MS
+        for shard, batch in batches:
+            await processor.process(shard, batch)
     finally:
         await client.aclose()
     return dead
@@ -104,23 +104,26 @@ async def run_batches(settings: Settings, batches: list[list[Record]]) -> DeadLe
 
 def test_overlapping_and_repeated_batches_apply_once(stack: Stack) -> None:
     settings = settings_for(stack)
-    rs = records()
+    rs = clickstream_records()
     # Batches overlap and repeat, as after a crash between apply and Kafka commit.
-    dead = asyncio.run(run_batches(settings, [rs[0:5], rs[3:9], rs[0:9], rs[9:12], rs]))
+    batches = [rs[0:5], rs[3:9], rs[0:9], rs[9:12], rs]
+    dead = asyncio.run(run_batches(settings, [(CLICKS, b) for b in batches]))
     got = collect(settings)
     # Day (10:03:20 CST; all events after 00:00): search a,b,a,a = 4; ads c,e,a,c = 4;
     # other (weibo) d = 1; direct b = 1.
-    assert got[("shop_page_views", "day", "search")] == 4
-    assert got[("shop_page_views", "day", "ads")] == 4
-    assert got[("shop_page_views", "day", "other")] == 1
-    assert got[("shop_page_views", "day", "direct")] == 1
-    assert got[("shop_unique_visitors", "day", "ads")] == 3  # c, e, a
-    assert got[("shop_unique_visitors_all_channels", "day", "")] == 5
+    assert got[("shop_page_views", "day", "")] == 10
+    assert got[("shop_page_views_by_channel", "day", "search")] == 4
+    assert got[("shop_page_views_by_channel", "day", "ads")] == 4
+    assert got[("shop_page_views_by_channel", "day", "other")] == 1
+    assert got[("shop_page_views_by_channel", "day", "direct")] == 1
+    assert got[("shop_unique_visitors_by_channel", "day", "ads")] == 3  # c, e, a
+    assert got[("shop_unique_visitors", "day", "")] == 5
+    assert got[("shop_pv_per_uv", "day", "")] == 2.0
     # Last 5 minutes = 09:59:00-10:03:59: ages 30, 30, 90, 200, 10, 5, 20 s (not 400, 1000, 2000).
-    assert sum(v for (n, w, _), v in got.items() if n == "shop_page_views" and w == "5m") == 7
-    assert got[("shop_unique_visitors_all_channels", "5m", "")] == 4  # a, b, c, d
+    assert got[("shop_page_views", "5m", "")] == 7
+    assert got[("shop_unique_visitors", "5m", "")] == 4  # a, b, c, d
     # Current minute 10:03:00-10:03:20: ages 10, 5, 20 s -> d (other), a (ads), b (direct).
-    assert got[("shop_page_views", "minute", "ads")] == 1
+    assert got[("shop_page_views_by_channel", "minute", "ads")] == 1
     assert got[("shop_events_consumed_total", "", "")] == 12
     assert got[("shop_events_rejected_total", "", "malformed_json")] == 1
     assert got[("shop_events_rejected_total", "", "unknown_type")] == 1
@@ -138,26 +141,88 @@ def test_stale_expected_offset_is_refused_and_changes_nothing(stack: Stack) -> N
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
             processor = batch_processor(settings, client, DeadLetterList())
-            processor.clock_ms = lambda: int(NOW_S * 1000)
-            await processor.process(SHARD, records()[:6])
-            sink = processor.sink
-            stale = await sink.load_state(SHARD)
-            await processor.process(SHARD, records()[6:])
-            delta = processor.aggregator.aggregate([], None, int(NOW_S * 1000))
+            processor.clock_ms = lambda: NOW_MS
+            await processor.process(CLICKS, clickstream_records()[:6])
+            stale = await processor.sink.load(CLICKS)
+            await processor.process(CLICKS, clickstream_records()[6:])
+            delta = processor.aggregator.aggregate([], stale.memory, NOW_MS)
             delta.consumed = 99
-            result = await sink.apply(SHARD, stale, 100, delta, int(NOW_S * 1000))
-            return result.applied, result.state.applied_offset
+            return await processor.sink.apply(CLICKS, stale.applied_offset, 100, delta, NOW_MS)
         finally:
             await client.aclose()
 
-    applied, offset = asyncio.run(scenario())
-    assert (applied, offset) == (False, 11)
+    assert asyncio.run(scenario()) == (False, 11)
     assert collect(settings)[("shop_events_consumed_total", "", "")] == 12
 
 
-def test_exporter_answers_with_up_zero_when_redis_is_unreachable(stack: Stack) -> None:
-    from tests.integration.conftest import free_port
+def test_sessions_exits_and_bounce_by_hand(stack: Stack) -> None:
+    settings = settings_for(stack)
+    # Ages in seconds before 10:03:20 (all in today's buckets, before the current hour's start
+    # only where noted). Visitor p: /a (3000) -> /b (2940) -> /a (2880): exits at /a.
+    # Visitor q: /a (2990) -> /b (2930): exit at /b. Visitor r: /b (2950) only: bounce, exit /b.
+    # A view by z at age 0 moves the watermark 47+ minutes past them: all three close.
+    views = [
+        view("p", "search", 3000, "/a"),
+        view("q", "ads", 2990, "/a"),
+        view("r", "ads", 2950, "/b"),
+        view("p", "search", 2940, "/b"),
+        view("q", "ads", 2930, "/b"),
+        view("p", "search", 2880, "/a"),
+        view("z", "direct", 0, "/z"),
+    ]
+    asyncio.run(run_batches(settings, [(CLICKS, [Record(i, v) for i, v in enumerate(views)])]))
+    got = collect(settings)
+    assert got[("shop_sessions", "day", "")] == 4
+    assert got[("shop_sessions_closed", "day", "")] == 3
+    assert got[("shop_bounce_rate", "day", "")] == pytest.approx(1 / 3)
+    assert got[("shop_bounce_rate_by_channel", "day", "ads")] == pytest.approx(1 / 2)
+    assert got[("shop_pages_per_session", "day", "")] == pytest.approx(6 / 3)
+    assert got[("shop_session_duration_avg_seconds", "day", "")] == pytest.approx(
+        (120 + 60 + 0) / 3
+    )
+    assert got[("shop_time_on_page_avg_seconds", "day", "")] == pytest.approx((60 + 60 + 60) / 3)
+    # Page /a: 3 views, 1 exit; /b: 3 views, 2 exits; /z has 1 view (< floor of 2).
+    assert got[("shop_top_exit_pages_rate", "day", "/b")] == pytest.approx(2 / 3)
+    assert got[("shop_top_exit_pages_rate", "day", "/a")] == pytest.approx(1 / 3)
+    assert ("shop_top_exit_pages_rate", "day", "/z") not in got
+    assert got[("shop_exit_rate_by_page_type", "day", "home")] == pytest.approx(3 / 7)
 
+
+def test_conversations_response_times_and_waiting_by_hand(stack: Stack) -> None:
+    settings = settings_for(stack)
+    chat = [
+        doc("customer_message", 300, conversation_id="c1"),
+        doc("bot_message", 295, conversation_id="c1"),
+        doc("agent_message", 260, conversation_id="c1", agent_id="ann"),  # first response 40 s
+        doc("customer_message", 200, conversation_id="c1"),
+        doc("agent_message", 190, conversation_id="c1", agent_id="ann"),  # 10 s
+        doc("customer_message", 100, conversation_id="c2"),
+        doc("agent_message", 95, conversation_id="c2", agent_id="ann"),  # first response 5 s
+        doc("customer_message", 50, conversation_id="c3"),  # still waiting
+        doc("complaint_opened", 250, conversation_id="c1", complaint_id="k"),
+        doc("complaint_resolved", 130, conversation_id="c1", complaint_id="k", satisfied=False),
+    ]
+    asyncio.run(run_batches(settings, [(CHAT, [Record(i, v) for i, v in enumerate(chat)])]))
+    got = collect(settings)
+    assert got[("shop_cs_responses", "day", "")] == 3
+    assert got[("shop_cs_response_avg_seconds", "day", "")] == pytest.approx(55 / 3)
+    assert got[("shop_cs_first_response_avg_seconds", "day", "")] == pytest.approx(45 / 2)
+    assert got[("shop_cs_sla_share", "day", "")] == pytest.approx(2 / 3)
+    assert got[("shop_cs_first_response_seconds_bucket", "day", "5")] == 1
+    assert got[("shop_cs_first_response_seconds_bucket", "day", "30")] == 1
+    assert got[("shop_cs_first_response_seconds_bucket", "day", "60")] == 2
+    assert got[("shop_cs_first_response_seconds_bucket", "day", "+Inf")] == 2
+    assert got[("shop_cs_waiting_customers", "", "")] == 1
+    assert got[("shop_cs_longest_wait_seconds", "", "")] == pytest.approx(50)
+    assert got[("shop_cs_agent_concurrency_max", "", "")] == 2
+    assert got[("shop_complaint_handling_avg_seconds", "day", "")] == pytest.approx(120)
+    assert got[("shop_complaint_satisfaction", "day", "")] == 0
+    # Undefined ratios produce no series (no NaN on a wall screen).
+    assert ("shop_good_review_rate", "day", "") not in got
+    assert ("shop_bounce_rate", "day", "") not in got
+
+
+def test_exporter_answers_with_up_zero_when_redis_is_unreachable(stack: Stack) -> None:
     settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     got = collect(settings)
     assert got[("shop_exporter_redis_up", "", "")] == 0
