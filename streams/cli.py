@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="consume Kafka topics into Redis (Faust worker)")
     sub.add_parser("exporter", help="serve /metrics for Prometheus, read from Redis at scrape time")
     sub.add_parser("create-topics", help="create the Kafka topics if they are missing")
+    docs = sub.add_parser("docs", help="regenerate docs/events.md and docs/metrics.md")
+    docs.add_argument("--check", action="store_true", help="fail if the committed docs differ")
+    docs.add_argument("--dir", default="docs", help="docs folder (default: docs)")
     watch = sub.add_parser("watch", help="show live KPIs in the terminal, from Prometheus")
     watch.add_argument("--interval", type=float, default=2.0, help="seconds between screens")
     watch.add_argument("--once", action="store_true", help="print one screen and exit")
@@ -59,6 +62,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         created = asyncio.run(create_topics(settings))
         print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
+        return 0
+    if args.command == "docs":
+        from pathlib import Path
+
+        from streams.docgen import write_or_check
+
+        stale = write_or_check(Path(args.dir), write=not args.check)
+        if stale:
+            print(f"out of date (run `kpi docs`): {', '.join(stale)}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "watch":
         from streams.promql import PrometheusClient

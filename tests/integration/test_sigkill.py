@@ -76,7 +76,9 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
         if "already applied" in line
     )
     measure("sigkill: redelivered records skipped by the offset guard", f"{skipped:,}")
-    pv = {s.labels["channel"]: s.value for s in prom.query('shop_page_views_by_channel{window="day"}')}
+    pv = {
+        s.labels["channel"]: s.value for s in prom.query('shop_page_views_by_channel{window="day"}')
+    }
     assert pv == {c: float(truth.pv("d", day, c)) for c in KNOWN_CHANNELS}
     consumed = prom.query(f'shop_events_consumed_total{{topic="{pipeline.topic}"}}')
     assert consumed[0].value == total

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -220,6 +221,19 @@ def test_conversations_response_times_and_waiting_by_hand(stack: Stack) -> None:
     # Undefined ratios produce no series (no NaN on a wall screen).
     assert ("shop_good_review_rate", "day", "") not in got
     assert ("shop_bounce_rate", "day", "") not in got
+
+
+def test_every_exported_family_is_documented(stack: Stack) -> None:
+    settings = settings_for(stack)
+    rs = clickstream_records()
+    asyncio.run(run_batches(settings, [(CLICKS, rs)]))
+    registry = CollectorRegistry()
+    registry.register(kpi_collector(settings))
+    text = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
+    names = {family.name for family in registry.collect()}
+    assert len(names) > 100
+    missing = sorted(n for n in names if f"`{n}" not in text and f"`{n}_total" not in text)
+    assert missing == []
 
 
 def test_exporter_answers_with_up_zero_when_redis_is_unreachable(stack: Stack) -> None:
