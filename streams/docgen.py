@@ -64,7 +64,7 @@ and applying a batch publishes that batch's rejections again after restart
 exact, because they are applied atomically with the batch.
 """
 
-_JSON_TYPES = {
+_JSON_TYPES: dict[Kind, dict[str, object]] = {
     Kind.ID: {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_LENGTH},
     Kind.TEXT: {"type": "string", "maxLength": MAX_TEXT_LENGTH},
     Kind.LABEL: {"type": "string", "maxLength": MAX_TEXT_LENGTH},
