@@ -390,9 +390,9 @@ class ShopTruth:
 
     def _rank(self, buckets: _Buckets, name: str, member: object, n: int = 1) -> None:
         if isinstance(member, str) and member:
-            for gran, start in buckets:
-                if gran in RANKED:
-                    self._ranks[(gran, start, name)][member] += n
+            ranks = self._ranks
+            for gran, start in buckets[1:]:  # every bucket but the minute
+                ranks[(gran, start, name)][member] += n
 
     # --- clickstream -------------------------------------------------------------------
 
@@ -733,6 +733,7 @@ class _Shop:
         self.popularity = list(accumulate(1 / (rank + 5) for rank in range(len(self.catalog))))
         self.rows: list[tuple[int, int, str, bytes, bytes]] = []
         self.ids = 0
+        self.bad_ids = 0
         self.sessions = 0
         self.orders = 0
         self.members: list[_Visitor] = []
@@ -763,8 +764,8 @@ class _Shop:
     def _bad(self, ms: int, topic: str, key: bytes, doc: Doc) -> None:
         rng = self.bad_rng
         reason = rng.choice(BAD_KINDS)
-        self.ids += 1
-        broken = {**doc, "event_id": f"bad{self.seed}-{self.start}-{self.ids}"}
+        self.bad_ids += 1
+        broken = {**doc, "event_id": f"bad{self.seed}-{self.start}-{self.bad_ids}"}
         if reason == "malformed_json":
             value = _encode(broken)[:-7]
         elif reason == "missing_field":
@@ -779,7 +780,7 @@ class _Shop:
             paid.update(
                 type="order_paid",
                 visitor_id=f"v{self.seed}-bad",
-                order_id=f"bad-{self.ids}",
+                order_id=f"bad-{self.bad_ids}",
                 channel="search",
                 amount=(-1 if negative else 1) * rng.randint(100, 99_999) / 100,
             )
@@ -1211,8 +1212,11 @@ class _Shop:
             boundary += 60_000
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _encode(doc: Doc) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(doc).encode()
 
 
 def generate_shop(

@@ -1,0 +1,520 @@
+"""Sanity of the shop load generator (loadtest/shop.py) and of its own ground truth.
+
+The service's decoder is used only as a referee of the messages; the truth's figures
+are checked against invariants and against a tiny scenario worked out by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from loadtest.shop import (
+    ALLOW_LISTS,
+    KEY_OF,
+    TOPIC_OF,
+    ShopTraffic,
+    ShopTruth,
+    flush_events,
+    generate_shop,
+)
+from streams.events import EVENT_TYPES, DecodeLimits, Event, Rejection, TopicKind, decode
+from streams.settings import (
+    DEFAULT_CAMPAIGNS,
+    DEFAULT_CHANNELS,
+    DEFAULT_DEVICES,
+    DEFAULT_PAGE_TYPES,
+)
+
+ZONE = ZoneInfo("Asia/Shanghai")
+# Sunday 23:20 to Monday 00:30: the span crosses an hour, a day and an ISO week boundary,
+# and is long enough for visitors to come back after more than 30 minutes.
+START = int(datetime(2026, 11, 15, 23, 20, tzinfo=ZONE).timestamp() * 1000)
+SPAN_S = 70 * 60
+END = START + SPAN_S * 1000
+LIMITS = DecodeLimits(
+    allow_lists={
+        "channels": frozenset(DEFAULT_CHANNELS),
+        "page_types": frozenset(DEFAULT_PAGE_TYPES),
+        "devices": frozenset(DEFAULT_DEVICES),
+        "campaigns": frozenset(DEFAULT_CAMPAIGNS),
+    },
+    max_event_bytes=1_048_576,
+    max_future_skew_ms=300_000,
+    max_age_ms=30 * 86_400_000,
+)
+
+
+@cache
+def traffic(bad_ratio: float = 0.0) -> ShopTraffic:
+    """One shared generation per bad ratio (the truth is never flushed here)."""
+    return generate_shop(5, START, SPAN_S, 600, bad_ratio=bad_ratio)
+
+
+def decoded(generated: ShopTraffic) -> list[tuple[str, bytes, bytes, Event | Rejection]]:
+    return [
+        (kind, key, value, decode(value, LIMITS, END, TopicKind(kind)))
+        for kind, messages in generated.messages.items()
+        for key, value in messages
+    ]
+
+
+def total(truth: ShopTruth, gran: str, name: str, dim: str = "", value: str = "") -> int:
+    return sum(truth.counter(gran, start, name, dim, value) for start in truth.buckets(gran))
+
+
+def ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+# --- the messages ------------------------------------------------------------------------
+
+
+def test_the_schema_copy_matches_the_service() -> None:
+    assert {t: (str(spec.topic), spec.key) for t, spec in EVENT_TYPES.items()} == {
+        t: (TOPIC_OF[t], KEY_OF[t]) for t in TOPIC_OF
+    }
+    assert ALLOW_LISTS == {
+        "channels": DEFAULT_CHANNELS,
+        "page_types": DEFAULT_PAGE_TYPES,
+        "devices": DEFAULT_DEVICES,
+        "campaigns": DEFAULT_CAMPAIGNS,
+    }
+
+
+def test_same_seed_same_messages_other_seed_other_messages() -> None:
+    first = generate_shop(3, START, 600, 80)
+    again = generate_shop(3, START, 600, 80)
+    other = generate_shop(4, START, 600, 80)
+    assert first.messages == again.messages
+    assert first.messages["clickstream"] != other.messages["clickstream"]
+
+
+def test_bad_messages_leave_the_valid_ones_unchanged() -> None:
+    clean, dirty = traffic(), traffic(0.02)
+    assert sum(dirty.truth.rejected.values()) > 0
+    for kind, messages in clean.messages.items():
+        kept = [
+            (key, value) for key, value in dirty.messages[kind] if b'"event_id":"bad' not in value
+        ]
+        assert kept == messages
+    assert dirty.truth.events == clean.truth.events
+
+
+def test_every_valid_message_is_accepted_and_every_bad_one_rejected_as_recorded() -> None:
+    generated = traffic(0.02)
+    accepted: Counter[str] = Counter()
+    rejected: Counter[tuple[str, str]] = Counter()
+    for kind, key, value, result in decoded(generated):
+        if isinstance(result, Rejection):
+            rejected[(kind, str(result.reason))] += 1
+            continue
+        accepted[result.type] += 1
+        doc = json.loads(value)
+        spec = EVENT_TYPES[doc["type"]]
+        assert str(spec.topic) == kind
+        assert key == doc[spec.key].encode()
+        missing = [name for name, f in spec.fields.items() if f.required and name not in doc]
+        assert not missing, (doc, missing)
+        assert set(doc) <= {"schema", "type", "event_id", "event_time", *spec.fields}
+    assert accepted == generated.truth.events
+    assert rejected == generated.truth.rejected
+    assert {reason for _, reason in rejected} == {
+        "malformed_json",
+        "missing_field",
+        "unknown_type",
+        "out_of_range",
+        "wrong_topic",
+    }
+
+
+def test_event_ids_are_unique_and_times_ordered_inside_the_span() -> None:
+    generated = traffic(0.02)
+    ids: list[str] = []
+    for messages in generated.messages.values():
+        times = []
+        for _, value in messages:
+            try:
+                doc = json.loads(value)
+            except json.JSONDecodeError:
+                continue
+            ids.append(doc["event_id"])
+            times.append(ms(doc["event_time"]))
+        assert times == sorted(times)
+        assert all(START <= t < END for t in times)
+        assert generated.last_ms >= max(times)
+    assert len(ids) == len(set(ids))
+
+
+def test_every_topic_kind_and_event_type_is_generated() -> None:
+    events = traffic().truth.events
+    assert set(events) == set(EVENT_TYPES)
+    assert all(len(messages) > 0 for messages in traffic().messages.values())
+
+
+def test_orders_lines_add_up_and_money_has_two_decimals() -> None:
+    for _, _, value, event in decoded(traffic()):
+        assert isinstance(event, Event)
+        doc = json.loads(value)
+        for name in ("amount", "spend"):
+            if name in doc:
+                assert round(doc[name], 2) == doc[name] >= 0
+        if event.type == "order_paid":
+            assert 1 <= len(event.items()) <= 3
+            assert sum(line.amount_cents for line in event.items()) == event.number("amount")
+
+
+def test_a_visitors_events_stay_in_time_order_and_follow_the_order_lifecycle() -> None:
+    stages: dict[str, list[str]] = {}
+    for _, _, _, event in sorted(
+        decoded(traffic()), key=lambda row: row[3].event_ms if isinstance(row[3], Event) else 0
+    ):
+        assert isinstance(event, Event)
+        if event.type.startswith("order_") or event.type == "review":
+            stages.setdefault(event.text("order_id"), []).append(event.type)
+    for history in stages.values():
+        assert history[0] == "order_created"
+        if "order_refunded" in history or "review" in history:
+            assert "order_paid" in history
+        assert not ("order_paid" in history and "order_cancelled" in history)
+
+
+def test_raw_labels_off_the_allow_lists_are_generated() -> None:
+    raw = Counter(
+        (json.loads(value).get("channel"), json.loads(value).get("campaign"))
+        for _, value in traffic().messages["clickstream"]
+    )
+    assert any(channel == "tiktok-live" for channel, _ in raw)
+    assert any(campaign == "d11-preheat" for _, campaign in raw)
+    assert any(campaign == "" for _, campaign in raw)
+
+
+# --- the truth on generated traffic ------------------------------------------------------
+
+
+def test_minute_page_views_add_up_to_every_page_view() -> None:
+    truth = traffic().truth
+    views = truth.events["page_view"]
+    assert total(truth, "m", "pv") == views
+    for gran in ("h", "d", "w", "M"):
+        assert total(truth, gran, "pv") == views
+    assert sum(total(truth, "h", "pv", "channel", c) for c in DEFAULT_CHANNELS) == views
+    assert len(truth.buckets("d")) == 2 and len(truth.buckets("w")) == 2
+
+
+def test_additive_counters_agree_across_granularities() -> None:
+    truth = traffic().truth
+    for name in ("clicks", "orders_paid", "gmv_cents", "cs_responses", "spend_cents", "sessions"):
+        figures = {gran: total(truth, gran, name) for gran in ("m", "h", "d", "w", "M")}
+        assert len(set(figures.values())) == 1, (name, figures)
+        assert figures["m"] > 0, name
+
+
+def test_funnel_sets_that_must_nest() -> None:
+    truth = traffic().truth
+    days = truth.buckets("d")
+    payers, orderers = truth.members("d", days, "payers"), truth.members("d", days, "orderers")
+    assert payers and payers <= orderers  # every paid order was created in the span
+    assert truth.members("d", days, "carters") <= truth.members("d", days, "uv")
+    for day in days:
+        assert truth.distinct("d", day, "new_member_payers") <= truth.distinct(
+            "d", day, "paying_members"
+        )
+        assert truth.distinct("d", day, "uv") <= truth.distinct("d", day, "unique_pv")
+        assert truth.distinct("d", day, "unique_pv") <= truth.counter("d", day, "pv")
+    assert truth.distinct_over("d", days, "uv") == len(truth.members("d", days, "uv"))
+
+
+def test_sessions_close_with_the_flush() -> None:
+    generated = generate_shop(9, START, SPAN_S, 300)
+    truth = generated.truth
+    sessions = total(truth, "d", "sessions")
+    visitors = len(truth.members("d", truth.buckets("d"), "uv"))
+    assert sessions > visitors  # some visitors came back after more than 30 minutes
+    assert 0 < total(truth, "d", "sessions_closed") < sessions
+    flush = flush_events(9, generated.last_ms + 31 * 60_000, 4, truth)
+    assert [(p, k) for p, k, _ in flush] == [(p, f"flush-{p}".encode()) for p in range(4)]
+    assert all(
+        isinstance(decode(v, LIMITS, generated.last_ms + 31 * 60_000), Event) for *_, v in flush
+    )
+    closed = total(truth, "d", "sessions_closed")
+    assert closed == sessions  # the four flush sessions stay open
+    assert total(truth, "d", "sessions") == sessions + 4
+    assert total(truth, "d", "exits") == closed
+    views = truth.events["page_view"]
+    assert total(truth, "d", "session_views") == views - 4
+    assert total(truth, "d", "time_on_page_views") == views - 4 - closed
+    assert sum(truth.ranking("d", d, "page_exits").total() for d in truth.buckets("d")) == closed
+
+
+def test_chat_has_slow_replies_open_and_waiting_conversations() -> None:
+    truth = traffic().truth
+    responses = total(truth, "d", "cs_responses")
+    assert 0 < total(truth, "d", "cs_responses_within_sla") < responses
+    bins = sum(
+        total(truth, "d", "cs_response_bin", "le", le)
+        for le in ("5", "10", "15", "30", "60", "120", "300", "600", "+Inf")
+    )
+    assert bins == responses
+    conversations = total(truth, "d", "cs_conversations")
+    closed = total(truth, "d", "cs_conversations_closed")
+    assert 0 < closed < conversations
+    waiting = truth.waiting_at_end()
+    assert waiting and all(START <= since < END for since in waiting.values())
+    open_by_agent = truth.agent_open_at_end()
+    assert len(open_by_agent) == 8 and all(n >= 0 for n in open_by_agent.values())
+    assert sum(open_by_agent.values()) <= conversations - closed
+    assert total(truth, "d", "cs_first_responses") <= conversations
+    assert total(truth, "d", "complaints_timed") <= total(truth, "d", "complaints_resolved")
+
+
+def test_repeat_buyers() -> None:
+    truth = traffic().truth
+    lifetime = truth.repeat_lifetime()
+    assert set(lifetime) == {1, 2, 3, 4, 5, 6}
+    assert sum(lifetime[n] for n in range(2, 7)) > 0
+    buyers = sum(lifetime.values())
+    assert (
+        buyers
+        <= truth.events["order_paid"]
+        <= sum(n * lifetime[n] for n in range(1, 6)) + (truth.events["order_paid"])
+    )
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), visitors=st.integers(1, 60), minutes=st.integers(1, 90))
+def test_invariants_hold_for_any_seed(seed: int, visitors: int, minutes: int) -> None:
+    generated = generate_shop(seed, START, minutes * 60, visitors)
+    truth = generated.truth
+    assert total(truth, "m", "pv") == truth.events["page_view"]
+    assert sum(len(m) for m in generated.messages.values()) == sum(truth.events.values())
+    flush_events(seed, generated.last_ms + 31 * 60_000, 2, truth)
+    assert total(truth, "d", "sessions_closed") == total(truth, "d", "sessions") - 2
+    assert total(truth, "d", "bounces") <= total(truth, "d", "sessions_closed")
+
+
+# --- the truth's logic on scenarios worked out by hand -------------------------------------
+
+T0 = ms("2026-11-11T00:00:00.000+08:00")  # a Wednesday
+IDS = iter(range(1_000_000))
+
+
+def doc(kind: str, at: int, **fields: Any) -> dict[str, Any]:
+    moment = datetime.fromtimestamp(at / 1000, ZONE).isoformat(timespec="milliseconds")
+    return {"type": kind, "event_id": f"h{next(IDS)}", "event_time": moment, **fields}
+
+
+def view(truth: ShopTruth, visitor: str, at: int, page: str, page_type: str, **extra: Any) -> None:
+    fields = {"channel": "search", "device": "app", **extra}
+    truth.record(doc("page_view", at, visitor_id=visitor, page=page, page_type=page_type, **fields))
+
+
+def test_hand_built_sessions_bounces_exits_and_time_on_page() -> None:
+    truth = ShopTruth()
+    b1 = T0 + 5_000
+    b2 = b1 + 1_800_001  # 00:30:05.001, one ms past the timeout: a new session
+    b3 = b2 + 1_800_000  # 01:00:05.001, exactly the timeout: the same session
+    # Recorded out of order on purpose: the truth orders each visitor's views itself.
+    view(truth, "B", b3, "/c/shoes", "category")
+    view(truth, "A", T0, "/", "home")
+    view(truth, "A", T0 + 10_000, "/p/1", "product", product_id="p1", category="shoes")
+    view(truth, "A", T0 + 70_000, "/cart", "cart")
+    view(truth, "B", b1, "/p/2", "product", channel="ads", campaign="double11", product_id="p2")
+    view(truth, "B", b2, "/", "home", campaign="")
+    view(truth, "C", T0 + 20_000, "/search?q=tv", "search", channel="tiktok-live", device="tablet")
+    day, hour0, hour1 = T0 // 1000, T0 // 1000, T0 // 1000 + 3600
+
+    assert truth.counter("d", day, "pv") == 7
+    assert truth.counter("d", day, "pv", "channel", "other") == 1
+    assert truth.counter("d", day, "pv", "device", "other") == 1
+    assert truth.counter("d", day, "pv", "campaign", "double11") == 1
+    assert truth.counter("d", day, "sessions") == 4  # A, B twice, C
+    assert truth.counter("d", day, "sessions", "channel", "search") == 2
+    assert truth.counter("d", day, "sessions", "channel", "ads") == 1
+    assert truth.counter("d", day, "ad_landings", "campaign", "double11") == 1
+    assert truth.counter("m", T0 // 1000, "sessions") == 2  # A and C start in minute 00:00
+    # Before the flush only B's first visit is over (it is not B's last).
+    assert truth.counter("d", day, "sessions_closed") == 1
+    assert truth.counter("d", day, "bounces") == 1
+    assert truth.counter("d", day, "exits", "page_type", "product") == 1
+    assert truth.ranking("d", day, "page_exits") == Counter({"/p/2": 1})
+    # Time on page needs no closing: A's home 10 s and product 60 s; B's home 30 min.
+    assert truth.counter("d", day, "time_on_page_ms", "page_type", "home") == 10_000 + 1_800_000
+    assert truth.counter("d", day, "time_on_page_views", "page_type", "home") == 2
+    assert truth.counter("d", day, "time_on_page_ms", "page_type", "product") == 60_000
+    assert truth.counter("h", hour1, "time_on_page_ms") == 0  # B's home view was at 00:30
+    assert truth.ranking("d", day, "product_views") == Counter({"p1": 1, "p2": 1})
+    assert truth.ranking("d", day, "category_views") == Counter({"shoes": 1})  # not /c/shoes
+    assert truth.ranking("m", T0 // 1000, "page_views") == Counter()
+
+    flush = flush_events(1, b3 + 31 * 60_000, 2, truth)
+    assert len(flush) == 2
+    assert truth.counter("d", day, "pv") == 9
+    assert truth.counter("d", day, "sessions") == 6
+    assert truth.counter("d", day, "sessions_closed") == 4
+    assert truth.counter("d", day, "session_views") == 3 + 1 + 2 + 1
+    assert truth.counter("d", day, "session_duration_ms") == 70_000 + 1_800_000
+    assert truth.counter("d", day, "session_duration_ms", "channel", "other") == 0
+    assert truth.counter("d", day, "bounces") == 2  # B's first visit and C
+    assert truth.counter("d", day, "bounces", "channel", "other") == 1
+    assert truth.counter("h", hour0, "sessions_closed") == 4  # all started before 01:00
+    assert truth.counter("h", hour0, "exits") == 3
+    assert truth.counter("h", hour1, "exits", "page_type", "category") == 1  # B left at 01:00
+    assert truth.ranking("h", hour1, "page_exits") == Counter({"/c/shoes": 1})
+    assert truth.ranking("d", day, "page_exits") == Counter(
+        {"/cart": 1, "/p/2": 1, "/c/shoes": 1, "/search?q=tv": 1}
+    )
+    assert truth.distinct("d", day, "uv") == 5  # A, B, C and the two flush visitors
+    assert truth.distinct("d", day, "unique_pv") == 9
+
+
+def test_hand_built_conversations_and_complaints() -> None:
+    truth = ShopTruth()
+    s = 1_000
+
+    def chat(kind: str, at: int, conversation: str, **fields: Any) -> None:
+        truth.record(doc(kind, T0 + at, conversation_id=conversation, **fields))
+
+    chat("customer_message", 0, "c1")
+    chat("bot_message", 2 * s, "c1")
+    chat("customer_message", 5 * s, "c1")  # still the same wait
+    chat("agent_message", 40 * s, "c1", agent_id="ann")  # 40 s: first response, bin 60
+    chat("complaint_opened", 45 * s, "c1", complaint_id="k1")
+    chat("customer_message", 50 * s, "c1")
+    chat("agent_message", 55 * s, "c1", agent_id="bob")  # 5 s, handed over to bob
+    chat("agent_message", 58 * s, "c1", agent_id="bob")  # nobody waits: no response
+    chat("complaint_resolved", 105 * s, "c1", complaint_id="k1", satisfied=True)
+    chat("complaint_resolved", 106 * s, "c1", complaint_id="k0", satisfied=False)
+    chat("customer_message", 110 * s, "c1")  # still waiting at the end
+    chat("agent_message", 0, "c2", agent_id="ann")  # the shop writes first
+    chat("customer_message", 20 * s, "c2")
+    chat("agent_message", 31 * s, "c2", agent_id="ann")  # 11 s: response and first response
+    chat("customer_message", 40 * s, "c2")
+    chat("conversation_closed", 50 * s, "c2")  # closing ends the wait and frees ann
+    chat("conversation_closed", 60 * s, "c2")  # already closed: not counted again
+    day = T0 // 1000
+
+    def figure(name: str, dim: str = "", value: str = "") -> int:
+        return truth.counter("d", day, name, dim, value)
+
+    assert figure("cs_conversations") == 3  # c1, c2, and the stray close of c2
+    assert figure("cs_conversations_closed") == 1
+    assert figure("cs_customer_messages") == 7
+    assert figure("cs_bot_messages") == 1
+    assert figure("cs_responses") == 3
+    assert figure("cs_response_ms") == 40_000 + 5_000 + 11_000
+    assert figure("cs_responses_within_sla") == 2
+    assert figure("cs_response_bin", "le", "60") == 1
+    assert figure("cs_response_bin", "le", "5") == 1
+    assert figure("cs_response_bin", "le", "15") == 1
+    assert figure("cs_first_responses") == 2
+    assert figure("cs_first_response_ms") == 40_000 + 11_000
+    assert figure("cs_first_responses_within_sla") == 1
+    assert figure("cs_first_response_bin", "le", "60") == 1
+    assert figure("complaints_opened") == 1
+    assert figure("complaints_resolved") == 2
+    assert figure("complaints_satisfied") == 1
+    assert figure("complaints_timed") == 1
+    assert figure("complaint_handling_ms") == 60_000
+    assert truth.waiting_at_end() == {"c1": T0 + 110 * s}
+    assert truth.agent_open_at_end() == {"ann": 0, "bob": 1}
+
+
+def test_hand_built_orders_repeat_purchase_and_new_members() -> None:
+    truth = ShopTruth()
+    joined = datetime.fromtimestamp((T0 + 60_000) / 1000, ZONE).isoformat()
+    long_ago = "2026-10-31T23:59:59.999+08:00"
+
+    def paid(at: int, visitor: str, member: str | None, registered: str | None) -> None:
+        fields: dict[str, Any] = {
+            "visitor_id": visitor,
+            "order_id": f"o{next(IDS)}",
+            "channel": "weibo",
+            "campaign": "double11",
+            "amount": 10.3,
+            "items": [
+                {"product_id": "p1", "brand": "b1", "amount": 7.1, "quantity": 2},
+                {"product_id": "p2", "category": "tv", "amount": 3.2},
+            ],
+        }
+        if member:
+            fields["member_id"] = member
+        if registered:
+            fields["member_registered_at"] = registered
+        truth.record(doc("order_paid", at, **fields))
+
+    for n in range(7):
+        paid(T0 + n * 60_000, "v1", "m1", long_ago)
+    paid(T0, "v2", None, None)
+    paid(T0 + 120_000, "v3", "m3", joined)
+    paid(T0 + 180_000, "v4", "m3", joined)  # the same member on a second device
+    paid(T0 - 1, "v5", "m5", long_ago)  # the evening before, in October's last week
+    day, week, month = T0 // 1000, truth.bucket_of("w", T0), truth.bucket_of("M", T0)
+    assert truth.repeat_distribution("d", day) == {1: 1, 2: 1, 3: 0, 4: 0, 5: 0, 6: 1}
+    assert truth.repeat_lifetime() == {1: 2, 2: 1, 3: 0, 4: 0, 5: 0, 6: 1}
+    assert truth.distinct("d", day, "new_member_payers") == 1
+    assert truth.distinct("M", month, "new_member_payers") == 1  # m1 joined in October
+    assert truth.distinct("M", truth.bucket_of("M", T0 - 1), "new_member_payers") == 1  # m5
+    assert truth.distinct("w", week, "payers") == 5
+    assert truth.distinct("d", day, "payers", "channel", "other") == 4
+    assert truth.counter("d", day, "gmv_cents", "campaign", "double11") == 10 * 1030
+    assert truth.counter("d", day, "units_sold") == 10 * 3
+    assert truth.ranking("d", day, "product_sales") == Counter({"p1": 10 * 710, "p2": 10 * 320})
+    assert truth.ranking("d", day, "brand_sales") == Counter({"b1": 10 * 710})
+    assert truth.ranking("d", day, "category_sales") == Counter({"tv": 10 * 320})
+
+
+def test_buckets_are_cut_in_the_business_time_zone() -> None:
+    truth = ShopTruth("Asia/Kathmandu")  # +05:45: hours start at :15 UTC
+    view(truth, "A", ms("2026-11-01T00:10:00+05:45"), "/", "home")  # a Sunday
+    assert truth.buckets("h") == [ms("2026-11-01T00:00:00+05:45") // 1000]
+    assert truth.buckets("d") == [ms("2026-11-01T00:00:00+05:45") // 1000]
+    assert truth.buckets("w") == [ms("2026-10-26T00:00:00+05:45") // 1000]
+    assert truth.buckets("M") == [ms("2026-11-01T00:00:00+05:45") // 1000]
+    assert truth.buckets("m") == [ms("2026-11-01T00:10:00+05:45") // 1000]
+
+
+def test_registrations_logins_carts_impressions_and_spend() -> None:
+    truth = ShopTruth()
+    visit = {"visitor_id": "v", "channel": "email", "device": "pc"}
+    truth.record(doc("registration", T0, member_id="m", **visit))
+    truth.record(doc("login", T0 + 1, member_id="m", **visit))
+    truth.record(doc("login", T0 + 2, member_id="n", **visit))
+    truth.record(doc("add_to_cart", T0 + 3, product_id="p", **visit))
+    truth.record(doc("add_to_cart", T0 + 4, product_id="p", quantity=3, **visit))
+    truth.record(doc("ad_impression", T0 + 5, **{**visit, "channel": "ads"}, campaign="double11"))
+    truth.record(doc("ad_impression", T0 + 6, **{**visit, "channel": "ads"}, count=7))
+    truth.record(
+        doc("cost_report", T0 + 7, channel="ads", campaign="618", spend=0.29, impressions=100)
+    )
+    truth.record(doc("cost_report", T0 + 8, channel="tiktok-live", spend=12.34))
+    truth.record(doc("click", T0 + 9, page="/", page_type="landing", brand="b", **visit))
+    day = T0 // 1000
+    assert truth.counter("d", day, "registrations", "channel", "email") == 1
+    assert truth.counter("d", day, "logins") == 2
+    assert truth.distinct("d", day, "active_members") == 2
+    assert truth.counter("d", day, "cart_adds") == 4
+    assert truth.distinct("d", day, "carters", "channel", "email") == 1
+    assert truth.counter("d", day, "ad_impressions") == 1 + 7 + 100
+    assert truth.counter("d", day, "ad_impressions", "campaign", "double11") == 1
+    assert truth.counter("d", day, "ad_impressions", "campaign", "618") == 100
+    assert truth.counter("d", day, "spend_cents") == 29 + 1234
+    assert truth.counter("d", day, "spend_cents", "channel", "other") == 1234
+    assert truth.counter("d", day, "clicks", "page_type", "other") == 1
+    assert truth.ranking("d", day, "brand_clicks") == Counter({"b": 1})
+    assert truth.distinct("d", day, "uv") == 0  # no page view
+
+
+@pytest.mark.parametrize("gran", ["m", "h", "d", "w", "M"])
+def test_bucket_of_matches_buckets(gran: str) -> None:
+    truth = ShopTruth()
+    view(truth, "A", T0 + 90_000, "/", "home")
+    assert truth.buckets(gran) == [truth.bucket_of(gran, T0 + 90_000)]
