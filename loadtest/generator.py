@@ -242,8 +242,9 @@ async def produce(
     progress: bool = False,
     pause_every: int = 0,
     pause_s: float = 0.0,
+    partitions: list[int] | None = None,
 ) -> Produced:
-    """Send every message keyed by visitor (optionally pausing to pace the stream)."""
+    """Send every message by its key (or to ``partitions[i]``), optionally paced."""
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
@@ -258,7 +259,8 @@ async def produce(
     try:
         pending = []
         for i, (key, value) in enumerate(messages, 1):
-            pending.append(await producer.send(topic, value=value, key=key))
+            partition = None if partitions is None else partitions[i - 1]
+            pending.append(await producer.send(topic, value=value, key=key, partition=partition))
             if len(pending) >= 5000 or (pause_every and i % pause_every == 0):
                 for meta in await asyncio.gather(*pending):
                     last[meta.partition] = max(last.get(meta.partition, -1), meta.offset)

@@ -1120,7 +1120,7 @@ class _Shop:
             t += rng.randint(1000, 5000)
             if not say(t, "bot_message"):
                 return
-        exchanges = rng.randint(1, 5)
+        exchanges = rng.randint(1, 4)
         ending = _pick(rng, (("closed", 75), ("open", 10), ("waiting", 10), ("thanks", 5)))
         complaint_at = rng.randrange(exchanges) if rng.random() < 0.12 else -1
         resolved_ms = 0
@@ -1157,7 +1157,7 @@ class _Shop:
                 if not say(t, "complaint_opened", complaint_id=complaint):
                     return
                 if rng.random() < 0.8:
-                    resolved_ms = t + rng.randint(30_000, 600_000)
+                    resolved_ms = t + rng.randint(30_000, 300_000)
                     say(
                         resolved_ms,
                         "complaint_resolved",
@@ -1165,11 +1165,11 @@ class _Shop:
                         satisfied=rng.random() < 0.7,
                     )
             if exchange < exchanges - 1 or ending in ("waiting", "thanks"):
-                t += rng.randint(5000, 120_000)
+                t += rng.randint(5000, 60_000)
                 if not say(t, "customer_message", customer_id=customer):
                     return
         if ending in ("closed", "thanks"):
-            t = max(t, resolved_ms) + rng.randint(2000, 60_000)
+            t = max(t, resolved_ms) + rng.randint(2000, 30_000)
             say(t, "conversation_closed")
 
     # --- marketing -----------------------------------------------------------------------

@@ -290,7 +290,7 @@ class _Scrape:
         for handle, reply in zip(replies, pipe.execute(), strict=True):
             handle(reply)
 
-        exits = self._exit_rates(visitors, ranked, rankings)
+        rankings, exits = self._exact_rankings(visitors, ranked, rankings)
         figures = {
             w.name: WindowFigures(
                 sum((counters[b] for b in w.buckets), Counter()), distinct.get(w.name, {})
@@ -303,33 +303,44 @@ class _Scrape:
         families += ops.families(self.now)
         return families
 
-    def _exit_rates(
+    def _exact_rankings(
         self,
         shards: Sequence[Shard],
         ranked: Sequence[Window],
-        rankings: Mapping[tuple[str, str], Counter[str]],
-    ) -> dict[str, list[tuple[str, float, int]]]:
+        candidates: Mapping[tuple[str, str], Counter[str]],
+    ) -> tuple[dict[tuple[str, str], Counter[str]], dict[str, list[tuple[str, float, int]]]]:
+        """Exact scores of every candidate (any shard's top), summed over all shards.
+
+        A shard's top list alone would miss an item's score on shards where it
+        ranks lower, so each candidate is looked up on every shard (ZMSCORE).
+        Exit counts are looked up for the page-view candidates.
+        """
         pipe = self.c.client.pipeline(transaction=False)
-        plan: list[tuple[str, list[str]]] = []
-        for window in ranked:
-            views = rankings.get((window.name, PAGE_VIEWS_RANKING), Counter())
-            pages = [p for p, _ in views.most_common(EXIT_CANDIDATES)]
-            if not pages:
+        plan: list[tuple[tuple[str, str], list[str]]] = []
+        by_name = {w.name: w for w in ranked}
+        for (window_name, name), scores in candidates.items():
+            items = sorted(scores)
+            if not items:
                 continue
-            for shard in shards:
-                pipe.zmscore(self.layout.ranking(shard, window.buckets[0], EXIT_RANKING), pages)
-                plan.append((window.name, pages))
-        exits: dict[str, Counter[str]] = defaultdict(Counter)
-        for (window_name, pages), scores in zip(plan, pipe.execute() if plan else [], strict=True):
-            for page, score in zip(pages, scores, strict=True):
+            bucket = by_name[window_name].buckets[0]
+            lookups = [name] + ([EXIT_RANKING] if name == PAGE_VIEWS_RANKING else [])
+            for lookup in lookups:
+                for shard in shards:
+                    pipe.zmscore(self.layout.ranking(shard, bucket, lookup), items)
+                    plan.append(((window_name, lookup), items))
+        exact: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        for key, scores in zip(plan, pipe.execute() if plan else [], strict=True):
+            (window_name, lookup), items = key
+            for item, score in zip(items, scores, strict=True):
                 if score is not None:
-                    exits[window_name][page] += int(float(score))
-        out = {}
+                    exact[(window_name, lookup)][item] += int(float(score))
+        exits = {}
         for window in ranked:
-            views = rankings.get((window.name, PAGE_VIEWS_RANKING), Counter())
-            top = exit_rates(views, exits[window.name], self.c.exit_min_views, self.c.top_n)
-            out[window.name] = [(page, rate, views[page]) for page, rate in top]
-        return out
+            views = exact.get((window.name, PAGE_VIEWS_RANKING), Counter())
+            gone = exact.get((window.name, EXIT_RANKING), Counter())
+            top = exit_rates(views, gone, self.c.exit_min_views, self.c.top_n)
+            exits[window.name] = [(page, rate, views[page]) for page, rate in top]
+        return exact, exits
 
     def _kpi_families(self, figures: Mapping[str, WindowFigures]) -> list[Metric]:
         families: list[Metric] = []

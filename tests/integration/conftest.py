@@ -159,14 +159,53 @@ class Pipeline:
             cwd=ROOT,
         )
 
+    def topic_of(self, kind: str) -> str:
+        """Topic name of a topic kind in this test."""
+        return self.topic if kind == "clickstream" else f"{self.topic}-{kind}"
+
     def produce(
-        self, messages: list[tuple[bytes, bytes]], pause_every: int = 0, pause_s: float = 0.0
+        self,
+        messages: list[tuple[bytes, bytes]],
+        pause_every: int = 0,
+        pause_s: float = 0.0,
+        kind: str = "clickstream",
+        partitions: list[int] | None = None,
     ) -> Produced:
         return asyncio.run(
             produce(
-                self.stack.kafka, self.topic, messages, pause_every=pause_every, pause_s=pause_s
+                self.stack.kafka,
+                self.topic_of(kind),
+                messages,
+                pause_every=pause_every,
+                pause_s=pause_s,
+                partitions=partitions,
             )
         )
+
+    def wait_all_applied(
+        self, produced: dict[str, dict[int, int]], timeout_s: float = 300
+    ) -> float:
+        """Wait until every topic's produced offsets are applied (``kind -> last offsets``)."""
+        last = {}
+        for kind, offsets in produced.items():
+            for partition, offset in offsets.items():
+                last[(self.topic_of(kind), partition)] = offset
+        deadline = time.monotonic() + timeout_s
+        client = self.stack.redis()
+        pending = list(last)
+        while time.monotonic() < deadline:
+            pending = [
+                (t, p)
+                for (t, p), off in last.items()
+                if int(client.get(f"{self.prefix}:{{{t}.{p}}}:applied") or -1) < off
+            ]
+            if not pending:
+                return time.perf_counter()
+            for s in self.services:
+                if s.name == "worker" and s.process.poll() is not None:
+                    pytest.fail(f"worker exited with {s.process.returncode}:\n{s.tail()}")
+            time.sleep(0.2)
+        pytest.fail(f"offsets not applied in {timeout_s}s: {pending}")
 
     def applied_offsets(self) -> dict[int, int]:
         client = self.stack.redis()
