@@ -79,11 +79,17 @@ TOPIC_OF = {
         "chat",
     ),
     "cost_report": "marketing",
+    "stock_snapshot": "orders",
 }
 KEY_OF = {
-    **{t: "visitor_id" for t, kind in TOPIC_OF.items() if kind in ("clickstream", "orders")},
+    **{
+        t: "visitor_id"
+        for t, kind in TOPIC_OF.items()
+        if kind in ("clickstream", "orders") and t != "stock_snapshot"
+    },
     **{t: "conversation_id" for t, kind in TOPIC_OF.items() if kind == "chat"},
     "cost_report": "channel",
+    "stock_snapshot": "warehouse_id",
 }
 TOPIC_KINDS = ("clickstream", "orders", "chat", "marketing")
 
@@ -496,6 +502,8 @@ class ShopTruth:
                 self._rank(buckets, f"{what}_sales", line.get(attr), cents)
             quantity = line.get("quantity")
             self._count(buckets, "units_sold", 1 if quantity is None else quantity)
+            if line.get("cost"):
+                self._count(buckets, "cogs_cents", round(line["cost"] * 100))
         self._paid.append((ms, member or visitor))
         self._derived = None
 
@@ -529,6 +537,11 @@ class ShopTruth:
             )
         )
         self._derived = None
+
+    def _on_stock_snapshot(self, doc: Mapping[str, Any], ms: int, buckets: _Buckets) -> None:
+        self._count(buckets, "stock_value_cents", round(doc["stock_value"] * 100))
+        self._count(buckets, "stock_snapshots")
+        self._distinct(buckets, "warehouses", doc["warehouse_id"])
 
     def _on_cost_report(self, doc: Mapping[str, Any], ms: int, buckets: _Buckets) -> None:
         dims = self._attribution(doc)
@@ -1042,6 +1055,7 @@ class _Shop:
                     "brand": product.brand,
                     "quantity": quantity,
                     "amount": _yuan(product.price_cents * (quantity or 1)),
+                    "cost": _yuan(product.price_cents * (quantity or 1) * 3 // 5),
                 }
                 items.append({k: x for k, x in item.items() if x is not None})
             amount = sum(product.price_cents * (quantity or 1) for product, quantity in group)
@@ -1172,6 +1186,20 @@ class _Shop:
             t = max(t, resolved_ms) + rng.randint(2000, 30_000)
             say(t, "conversation_closed")
 
+    # --- stock ---------------------------------------------------------------------------
+
+    def stock(self) -> None:
+        """A stock snapshot per warehouse every 10 minutes (its own random stream)."""
+        rng = random.Random(self.seed * 7 + 3)
+        boundary = -(-self.start // 600_000) * 600_000
+        while boundary < self.end:
+            for warehouse in ("wh-east", "wh-west"):
+                value = rng.randint(5_000_000, 9_000_000) * 100
+                self.emit(
+                    boundary, "stock_snapshot", warehouse_id=warehouse, stock_value=_yuan(value)
+                )
+            boundary += 600_000
+
     # --- marketing -----------------------------------------------------------------------
 
     def marketing(self) -> None:
@@ -1240,6 +1268,7 @@ def generate_shop(
     for number in range(max(1, visitors // 10)):
         shop.conversation(number, customers)
     shop.marketing()
+    shop.stock()
     return shop.traffic()
 
 

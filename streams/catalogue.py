@@ -70,6 +70,9 @@ COUNTERS: tuple[Component, ...] = (
     C("units_sold", "units_sold", "Units in paid orders.", ()),
     C("reviews", "reviews", "Order reviews.", ()),
     C("good_reviews", "good_reviews", "Reviews with 4 or 5 stars.", ()),
+    C("cogs_cents", "cogs_yuan", "Cost of goods sold (order lines with a cost).", ()),
+    C("stock_value_cents", "stock_snapshot_value_yuan", "Summed values of stock snapshots.", ()),
+    C("stock_snapshots", "stock_snapshots", "Stock snapshots received.", ()),
     C("spend_cents", "spend_yuan", "Marketing spend from cost reports.", (CH, CA)),
     C("cs_conversations", "cs_conversations", "Customer-service conversations started.", ()),
     C("cs_conversations_closed", "cs_conversations_closed", "Conversations closed.", ()),
@@ -108,6 +111,7 @@ DISTINCT: tuple[Component, ...] = (
     C("payers", "paying_visitors", "Visitors who paid (paying buyers).", (CH,)),
     C("active_members", "active_members", "Members who registered or logged in.", ()),
     C("paying_members", "paying_members", "Members who paid.", ()),
+    C("warehouses", "stock_warehouses", "Warehouses that sent stock snapshots.", ()),
     C(
         "new_member_payers",
         "new_member_payers",

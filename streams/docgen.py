@@ -175,6 +175,8 @@ tail is therefore approximate.
 | `shop_repeat_buyers` | window (day, week, month, yesterday, last_week, last_month), orders (1 … 5, `6+`) | 复购: buyers by number of paid orders in the window (buyer = member id, else visitor id) |
 | `shop_repeat_buyers_lifetime` | orders | the same over all time |
 | `shop_net_gmv_yuan` | window | GMV minus refunds |
+| `shop_sales_completion` | window (day, week, month, yesterday, last_week, last_month) | 销售额完成率: GMV / target, when `KPI_GMV_TARGET_DAY` / `_WEEK` / `_MONTH` (yuan) is set |
+| `shop_gmv_target_yuan` | window | the target itself |
 | `shop_orders_growth`, `shop_gmv_growth` | window (day, week, month) | 订单量增长: (paid orders so far − the previous complete period) / previous period |
 | `shop_cs_response_seconds`, `shop_cs_first_response_seconds` | window, le | gauge histograms (`_bucket`, `_gcount`, `_gsum`) of response and first response times; p90: `histogram_quantile(0.9, shop_cs_first_response_seconds_bucket{window="30m"})` |
 | `shop_cs_waiting_customers` | | customers waiting for an agent's reply now |
@@ -199,8 +201,7 @@ tail is therefore approximate.
 
 ## Not yet exported
 
-Sales completion (GMV against a target) and the appraisal scorecard need the
-targets file of the scorecard; stock turnover needs stock snapshot events.
+The appraisal scorecard (its targets file, weights and person-entered items).
 Consumer lag, batch size and apply latency belong to the worker's own
 metrics.
 """

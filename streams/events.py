@@ -256,6 +256,16 @@ EVENT_TYPES: dict[str, EventSpec] = {
         },
         "A complaint was resolved.",
     ),
+    "stock_snapshot": EventSpec(
+        TopicKind.ORDERS,
+        "warehouse_id",
+        {
+            "warehouse_id": _f(Kind.ID, "warehouse (partition key)"),
+            "stock_value": _f(Kind.MONEY, "value of the warehouse's whole stock at event_time"),
+        },
+        "The stock value of one warehouse at a moment (send one per warehouse at a steady "
+        "cadence, e.g. hourly); feeds stock turnover.",
+    ),
     "cost_report": EventSpec(
         TopicKind.MARKETING,
         "channel",
@@ -275,6 +285,7 @@ ITEM_FIELDS = {
     "brand": Kind.TEXT,
     "quantity": Kind.COUNT,
     "amount": Kind.MONEY,
+    "cost": Kind.MONEY,
 }
 
 
@@ -287,6 +298,7 @@ class OrderLine:
     brand: str
     quantity: int
     amount_cents: int
+    cost_cents: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,6 +476,7 @@ def _parse_items(value: object, name: str, limits: DecodeLimits) -> tuple[OrderL
                 parsed["brand"] or "",
                 1 if parsed["quantity"] is None else parsed["quantity"],
                 parsed["amount"],
+                parsed["cost"] or 0,
             )
         )
     return tuple(lines)

@@ -44,6 +44,7 @@ from streams.formulas import (
     exit_rates,
     growth,
     net_gmv_cents,
+    sales_completion,
 )
 from streams.keys import (
     OPS_CONSUMED,
@@ -76,6 +77,14 @@ PREVIOUS = {
 RANKED_WINDOWS = ("hour", "day", "week", "month", "yesterday")
 PERIOD_WINDOWS = ("day", "week", "month", "yesterday", "last_week", "last_month")
 GROWTH = {"day": "yesterday", "week": "last_week", "month": "last_month"}
+PERIOD_GRANULARITY = {
+    "day": Granularity.DAY,
+    "week": Granularity.WEEK,
+    "month": Granularity.MONTH,
+    "yesterday": Granularity.DAY,
+    "last_week": Granularity.WEEK,
+    "last_month": Granularity.MONTH,
+}
 EXIT_CANDIDATES = 200
 ITEM_LABEL_MAX = 128
 
@@ -134,6 +143,7 @@ class KpiCollector(Collector):
         top_n: int = 20,
         exit_min_views: int = 20,
         agent_cap: int = 5,
+        gmv_targets: Mapping[Granularity, float] | None = None,
         now_s: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
@@ -144,6 +154,7 @@ class KpiCollector(Collector):
         self.top_n = top_n
         self.exit_min_views = exit_min_views
         self.agent_cap = agent_cap
+        self.gmv_targets = {g: t for g, t in (gmv_targets or {}).items() if t > 0}
         self.now_s = now_s
 
     def describe(self) -> list[Metric]:
@@ -412,6 +423,22 @@ class _Scrape:
                 if change is not None:
                     family.add_metric([current], change)
             families.append(family)
+        completion = GaugeMetricFamily(
+            "shop_sales_completion",
+            "销售额完成率: GMV / target GMV of the period.",
+            labels=["window"],
+        )
+        target_f = GaugeMetricFamily(
+            "shop_gmv_target_yuan", "Target GMV of the period.", labels=["window"]
+        )
+        for window, granularity in PERIOD_GRANULARITY.items():
+            target = self.c.gmv_targets.get(granularity)
+            if target is not None:
+                target_f.add_metric([window], target)
+                done = sales_completion(figures[window].c("gmv_cents"), target)
+                if done is not None:
+                    completion.add_metric([window], done)
+        families += [completion, target_f]
         repeat = GaugeMetricFamily(
             "shop_repeat_buyers",
             "复购: buyers by paid orders in the window (6 = 6 or more).",

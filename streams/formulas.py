@@ -57,6 +57,25 @@ def net_gmv_cents(f: WindowFigures) -> int:
     return f.c("gmv_cents") - f.c("refund_cents")
 
 
+def stock_turnover(f: WindowFigures) -> float | None:
+    """库存周转率: COGS / average stock value.
+
+    Each snapshot is one warehouse's stock; the average stock is the mean
+    snapshot value times the number of warehouses (warehouses report at the same
+    cadence).
+    """
+    snapshots = f.c("stock_snapshots")
+    if snapshots <= 0:
+        return None
+    average_stock = f.c("stock_value_cents") / snapshots * f.d("warehouses")
+    return ratio(f.c("cogs_cents"), average_stock)
+
+
+def sales_completion(gmv_cents: int, target_yuan: float) -> float | None:
+    """销售额完成率: GMV / target GMV; no data without a positive target."""
+    return ratio(gmv_cents / 100, target_yuan)
+
+
 def growth(current: float, previous: float) -> float | None:
     """(current - previous) / previous; undefined without a previous figure."""
     if previous <= 0:
@@ -196,6 +215,7 @@ RATIOS: dict[str, tuple[str, Formula]] = {
         "好评率: good reviews / reviews.",
         lambda f: ratio(f.c("good_reviews"), f.c("reviews")),
     ),
+    "stock_turnover": ("库存周转率: cost of goods sold / average stock value.", stock_turnover),
     "repeat_rate": (
         "复购率: buyers with two or more paid orders / buyers.",
         lambda f: repeat_rate(f.repeat_distribution()),

@@ -88,4 +88,9 @@ def kpi_collector(settings: Settings, client: redis.Redis | None = None) -> KpiC
         top_n=settings.top_n,
         exit_min_views=settings.exit_min_views,
         agent_cap=settings.agent_cap,
+        gmv_targets={
+            Granularity.DAY: settings.gmv_target_day,
+            Granularity.WEEK: settings.gmv_target_week,
+            Granularity.MONTH: settings.gmv_target_month,
+        },
     )

@@ -65,6 +65,9 @@ class Settings:
     sla_seconds: int = 30
     agent_cap: int = 5
     exit_min_views: int = 20
+    gmv_target_day: float = 0.0
+    gmv_target_week: float = 0.0
+    gmv_target_month: float = 0.0
     top_n: int = 20
     minute_retention_seconds: int = 2 * 86_400
     hour_retention_seconds: int = 8 * 86_400

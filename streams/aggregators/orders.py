@@ -46,6 +46,8 @@ def order_paid(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> 
         delta.rank(wide, "category_sales", line.category, line.amount_cents)
         delta.rank(wide, "brand_sales", line.brand, line.amount_cents)
         delta.count(buckets, "units_sold", line.quantity)
+        if line.cost_cents:
+            delta.count(buckets, "cogs_cents", line.cost_cents)
     periods = tuple(b for b in buckets if b.granularity in REPEAT_PERIODS)
     delta.repeat_buyers.append((periods, member or visitor))
 
@@ -75,7 +77,15 @@ def review(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None
         ctx.delta.count(buckets, "good_reviews")
 
 
+def stock_snapshot(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
+    """Snapshots of stock value: their average over a window is the average stock."""
+    ctx.delta.count(buckets, "stock_value_cents", event.number("stock_value"))
+    ctx.delta.count(buckets, "stock_snapshots")
+    ctx.delta.add_distinct(buckets, "warehouses", event.text("warehouse_id"))
+
+
 HANDLERS = {
+    "stock_snapshot": stock_snapshot,
     "order_created": order_created,
     "order_paid": order_paid,
     "order_cancelled": order_cancelled,

@@ -32,6 +32,7 @@ ALLOWED = {
     "page_type": DEFAULTS.page_types,
 }
 MINUTE_MS = 60_000
+TARGETS = {"d": 50_000.0, "w": 300_000.0, "M": 1_000_000.0}
 
 
 def start_of(gran: str, epoch_s: float) -> int:
@@ -87,6 +88,11 @@ def test_every_kpi_matches_the_ground_truth(
     flush = flush_events(5, traffic.last_ms + 31 * MINUTE_MS, DEFAULTS.topic_partitions, truth)
     assert traffic.last_ms + 31 * MINUTE_MS <= now_ms
 
+    pipeline.env.update(
+        KPI_GMV_TARGET_DAY=str(TARGETS["d"]),
+        KPI_GMV_TARGET_WEEK=str(TARGETS["w"]),
+        KPI_GMV_TARGET_MONTH=str(TARGETS["M"]),
+    )
     pipeline.create_topics()
     pipeline.start("exporter")
     pipeline.start("worker").wait_log("Worker ready")
@@ -229,6 +235,12 @@ def test_every_kpi_matches_the_ground_truth(
                 1e-9,
             ),
         }
+        snapshots = c("stock_snapshots")
+        if snapshots:
+            average_stock = c("stock_value_cents") / snapshots * d("warehouses") / 100
+            pairs["shop_stock_turnover"] = (c("cogs_cents") / 100, average_stock, 1e-9)
+        if window in ("day", "week", "month", "yesterday"):
+            pairs["shop_sales_completion"] = (c("gmv_cents") / 100, TARGETS[gran], 1e-9)
         if window == "30m":
             pairs = {k: v for k, v in pairs.items() if k == "shop_pv_per_uv"}
         for metric, (num, den, tol) in pairs.items():
@@ -288,6 +300,26 @@ def test_every_kpi_matches_the_ground_truth(
         )
 
     measure("all KPIs: figures compared with the ground truth", f"{checked:,}")
-    assert problems == [], f"{len(problems)} of {checked} figures differ:\n" + "\n".join(
-        problems[:40]
+    if problems:
+        # Diagnostics: the same figures read by an in-process collector right now.
+        from prometheus_client import CollectorRegistry
+
+        from streams.runtime import kpi_collector
+
+        settings = Settings.from_env(
+            {k: v for k, v in pipeline.env.items() if k.startswith("KPI_")}
+        )
+        registry = CollectorRegistry()
+        registry.register(kpi_collector(settings))
+        direct = {
+            (s.name, s.labels.get("window")): s.value
+            for f in registry.collect()
+            for s in f.samples
+            if s.name == "shop_page_views"
+        }
+        problems.append(f"direct read now (time {time.time():.0f}, scrape at {at:.0f}): {direct}")
+    windows_hit = sorted({p.split("{")[1].split(",")[0].rstrip("}:") for p in problems if "{" in p})
+    assert problems == [], (
+        f"{len(problems)} of {checked} figures differ (windows {windows_hit}):\n"
+        + "\n".join(problems[:40])
     )
