@@ -317,7 +317,7 @@ def test_every_kpi_matches_the_ground_truth(
             for s in f.samples
             if s.name == "shop_page_views"
         }
-        problems.insert(0, f"direct read now (time {time.time():.0f}, scrape at {at:.0f}): {direct}")
+        problems.insert(0, f"read now ({time.time():.0f}, scraped {at:.0f}): {direct}")
     windows_hit = sorted({p.split("{")[1].split(",")[0].rstrip("}:") for p in problems if "{" in p})
     assert problems == [], (
         f"{len(problems)} of {checked} figures differ (windows {windows_hit}):\n"
