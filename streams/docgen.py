@@ -194,7 +194,7 @@ tail is therefore approximate.
 | `shop_late_events_total` | topic | accepted events more than `KPI_LATE_AFTER_SECONDS` behind the partition's watermark |
 | `shop_watermark_timestamp_seconds` | topic, partition | newest event time applied on the partition |
 | `shop_watermark_delay_seconds` | topic, partition | scrape time − watermark |
-| `shop_applied_offset` | topic, partition | last Kafka offset applied to Redis |
+| `shop_applied_offset` | topic, partition | last Kafka offset applied to Redis; read first, so every figure of the same scrape includes at least these offsets |
 | `shop_last_apply_timestamp_seconds` | topic, partition | wall-clock time of the last apply |
 | `shop_exporter_redis_up` | | 1 if Redis answered the scrape, else 0 (and no KPI series) |
 | `shop_exporter_scrape_duration_seconds` | | time the scrape spent reading Redis |

@@ -228,6 +228,13 @@ class _Scrape:
             command(*args)
             replies.append(into)
 
+        ops = _Ops()
+        # Offsets first: Redis runs the pipeline in order while the worker keeps
+        # applying, so every figure read after them includes at least these offsets.
+        for shard in shards:
+            read(pipe.get, self.layout.watermark(shard), into=partial(ops.watermark, shard))
+            read(pipe.get, self.layout.applied(shard), into=partial(ops.applied, shard))
+            read(pipe.hgetall, self.layout.ops(shard), into=partial(ops.counters, shard))
         counters: dict[Bucket, Counter[str]] = defaultdict(Counter)
         all_buckets = sorted({b for w in self.windows for b in w.buckets})
         for shard in counted:
@@ -266,7 +273,6 @@ class _Scrape:
         oldest_wait: list[float] = []
         agents: Counter[str] = Counter()
         repeat_lifetime: Counter[str] = Counter()
-        ops = _Ops()
 
         def add_waiting(r: object) -> None:
             nonlocal waiting_count
@@ -294,10 +300,6 @@ class _Scrape:
                 self.layout.tally(shard, REPEAT_LIFETIME_TALLY),
                 into=partial(_add_hash, repeat_lifetime),
             )
-        for shard in shards:
-            read(pipe.get, self.layout.watermark(shard), into=partial(ops.watermark, shard))
-            read(pipe.get, self.layout.applied(shard), into=partial(ops.applied, shard))
-            read(pipe.hgetall, self.layout.ops(shard), into=partial(ops.counters, shard))
         for handle, reply in zip(replies, pipe.execute(), strict=True):
             handle(reply)
 
