@@ -14,8 +14,10 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from streams.errors import KpiError
+from streams.events import TopicKind
 from streams.settings import Settings, describe
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,34 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="consume Kafka topics into Redis (Faust worker)")
     sub.add_parser("exporter", help="serve /metrics for Prometheus, read from Redis at scrape time")
     sub.add_parser("create-topics", help="create the Kafka topics if they are missing")
+    replay = sub.add_parser(
+        "replay",
+        help="replay event logs or a Kafka range into the same buckets (idempotent, resumable)",
+        description="Replay JSON Lines files (plain or .gz; files or folders, topic from the "
+        "file name: clickstream*, orders*, chat*, marketing*), REES46 CSV files, or a Kafka "
+        "topic range. Running the same input again changes nothing; an interrupted replay "
+        "continues where it stopped.",
+    )
+    replay.add_argument("paths", nargs="*", type=Path, help="files or folders")
+    replay.add_argument("--rees46", action="store_true", help="inputs are REES46 CSV files")
+    replay.add_argument(
+        "--kind",
+        choices=[k.value for k in TopicKind],
+        help="topic of every input file (default: from the file name)",
+    )
+    replay.add_argument(
+        "--source-id",
+        help="identity of this input (default: from file names "
+        "and sizes); the same id resumes, a new one replays again",
+    )
+    replay.add_argument("--kafka-topic", help="replay this topic instead of files")
+    replay.add_argument("--from-offset", type=int, help="Kafka: first offset (every partition)")
+    replay.add_argument("--from-time", help="Kafka: first record at or after this ISO time")
+    replay.add_argument(
+        "--dry-run", action="store_true", help="print a KPI summary per day, write nothing"
+    )
+    replay.add_argument("--batch", type=int, default=5_000, help="records per batch")
+    replay.add_argument("--rejects", type=Path, help="write every rejected line here")
     docs = sub.add_parser("docs", help="regenerate docs/events.md and docs/metrics.md")
     docs.add_argument("--check", action="store_true", help="fail if the committed docs differ")
     docs.add_argument("--dir", default="docs", help="docs folder (default: docs)")
@@ -63,9 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         created = asyncio.run(create_topics(settings))
         print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
         return 0
-    if args.command == "docs":
-        from pathlib import Path
+    if args.command == "replay":
+        from streams.replay.command import run_replay
 
+        return run_replay(settings, args)
+    if args.command == "docs":
         from streams.docgen import write_or_check
 
         stale = write_or_check(Path(args.dir), write=not args.check)

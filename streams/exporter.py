@@ -197,7 +197,7 @@ class _Scrape:
         for item in raw:
             text = item.decode() if isinstance(item, bytes) else str(item)
             shard = Shard.parse(text)
-            if shard.topic in self.c.topic_kinds:
+            if shard.topic.split("@", 1)[0] in self.c.topic_kinds:
                 shards.append(shard)
         return sorted(shards)
 
@@ -216,9 +216,9 @@ class _Scrape:
         kinds = self.c.topic_kinds
         counted = [s for s in shards]
         visitors = [
-            s for s in shards if kinds[s.topic] in (TopicKind.CLICKSTREAM, TopicKind.ORDERS)
+            s for s in shards if kinds[_base(s.topic)] in (TopicKind.CLICKSTREAM, TopicKind.ORDERS)
         ]
-        chats = [s for s in shards if kinds[s.topic] is TopicKind.CHAT]
+        chats = [s for s in shards if kinds[_base(s.topic)] is TopicKind.CHAT]
         pipe = self.c.client.pipeline(transaction=False)
         replies: list[Callable[[object], None]] = []
 
@@ -535,6 +535,11 @@ class _Scrape:
                 lifetime.get(field("repeat_buyers", "orders", str(orders)), 0),
             )
         return [waiting_f, longest, busy, over, top, repeat]
+
+
+def _base(topic: str) -> str:
+    """Input topic of a shard topic (replay shards are ``<topic>@<source>``)."""
+    return topic.split("@", 1)[0]
 
 
 def _orders_label(orders: int) -> str:

@@ -66,6 +66,11 @@ class DeadLetterList:
         self.items.append((shard, offset, rejection, raw))
 
 
+def base_topic(topic: str) -> str:
+    """The input topic of a shard's topic (replay shards are ``<topic>@<source>``)."""
+    return topic.split("@", 1)[0]
+
+
 def wall_clock_ms() -> int:
     """Current time in epoch milliseconds (bounds accepted event times and retention)."""
     return time.time_ns() // 1_000_000
@@ -101,7 +106,7 @@ class BatchProcessor:
 
     async def process(self, shard: Shard, records: Sequence[Record]) -> BatchOutcome:
         """Apply ``records`` (one shard, ascending offsets) exactly once."""
-        kind = self.topic_kinds.get(shard.topic)
+        kind = self.topic_kinds.get(base_topic(shard.topic))
         if kind is None:
             raise ValueError(f"topic {shard.topic!r} is not one of {sorted(self.topic_kinds)}")
         attempts = 0

@@ -1,0 +1,101 @@
+"""``kpi replay``: wires sources, the processor (or a dry run) and the report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from contextlib import ExitStack
+from datetime import datetime
+from typing import TextIO
+
+from streams.errors import KpiError
+from streams.events import TopicKind
+from streams.pipeline import BatchProcessor
+from streams.replay.kafka import KafkaRange, replay_kafka
+from streams.replay.runner import DryRun, ProgressBar, ReplayDeadLetters, ReplayReport, replay
+from streams.replay.sources import (
+    Progress,
+    expand,
+    jsonl_records,
+    rees46_records,
+    source_id,
+)
+from streams.runtime import aggregator, async_redis, batch_processor, decode_limits
+from streams.settings import Settings, topic_kinds
+
+
+def run_replay(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one replay; returns the process exit code."""
+    try:
+        report = asyncio.run(_run(settings, args))
+    except KpiError as exc:
+        print(f"kpi replay: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+    rejected = sum(report.rejected.values())
+    print(
+        f"{report.records:,} records in {report.seconds:.1f}s ({report.events_per_second:,.0f}/s): "
+        f"{report.applied:,} applied, {report.skipped:,} already applied, {rejected:,} rejected",
+        file=sys.stderr,
+    )
+    for reason, n in sorted(report.rejected.items()):
+        print(f"  rejected {reason}: {n:,}", file=sys.stderr)
+    for line in report.first_rejects:
+        print(f"  {line}", file=sys.stderr)
+    return 0
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> ReplayReport:
+    kinds = {topic: TopicKind(kind) for topic, kind in topic_kinds(settings).items()}
+    topics = {kind: topic for topic, kind in kinds.items()}
+    report = ReplayReport()
+    with ExitStack() as stack:
+        rejects: TextIO | None = None
+        if args.rejects:
+            rejects = stack.enter_context(args.rejects.open("w", encoding="utf-8"))
+        dead = ReplayDeadLetters(report, rejects)
+        client = None if args.dry_run else async_redis(settings)
+        processor: DryRun | BatchProcessor
+        if client is None:
+            processor = DryRun(decode_limits(settings), aggregator(settings), kinds, dead)
+        else:
+            processor = batch_processor(settings, client, dead)
+        try:
+            if args.kafka_topic:
+                start_ms = None
+                if args.from_time:
+                    moment = datetime.fromisoformat(args.from_time)
+                    if moment.tzinfo is None:
+                        raise KpiError("--from-time needs a UTC offset, e.g. +08:00")
+                    start_ms = int(moment.timestamp() * 1000)
+                progress = Progress(0)
+                bar = ProgressBar(progress)
+                span = KafkaRange(args.kafka_topic, args.from_offset, start_ms)
+                await replay_kafka(
+                    settings.kafka_bootstrap, span, processor, report, progress, args.batch
+                )
+                bar.update(report.records, final=True)
+            else:
+                if not args.paths:
+                    raise KpiError("give files or folders to replay, or --kafka-topic")
+                files = expand(args.paths)
+                progress = Progress(sum(f.stat().st_size for f in files))
+                records = (
+                    rees46_records(files, progress)
+                    if args.rees46
+                    else jsonl_records(files, progress, TopicKind(args.kind) if args.kind else None)
+                )
+                source = args.source_id or source_id(files)
+                print(f"replaying {len(files)} file(s) as source {source}", file=sys.stderr)
+                await replay(
+                    records, processor, dead, topics, source, args.batch, ProgressBar(progress)
+                )
+        finally:
+            if client is not None:
+                await client.aclose()
+        if isinstance(processor, DryRun):
+            print(processor.summary(settings.business_timezone))
+    return report

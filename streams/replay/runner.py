@@ -1,0 +1,210 @@
+"""Feeds replayed records to the live code path, with progress and a report.
+
+Records of each topic kind go, in batches, to one replay shard per kind
+(``<topic>@<source id>``, partition 0) through the same
+:class:`~streams.pipeline.BatchProcessor` as the worker, so buckets, sessions
+and exactly-once behave as they do live. ``DryRun`` stands in for the
+processor when nothing may be written.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TextIO
+
+from streams.aggregators import ANY, BatchDelta, KpiAggregator, ShardMemory
+from streams.aggregators import field as kpi_field
+from streams.events import DecodeLimits, Event, Rejection, TopicKind, decode
+from streams.keys import Shard
+from streams.pipeline import BatchOutcome, Record, wall_clock_ms
+from streams.replay.sources import Progress, SourceRecord
+from streams.timebuckets import Granularity
+
+MAX_REPORTED_REJECTS = 20
+
+
+class Processor(Protocol):
+    """What replay needs of a batch processor."""
+
+    async def process(self, shard: Shard, records: Sequence[Record]) -> BatchOutcome:
+        """Apply one shard batch."""
+
+
+@dataclass
+class ReplayReport:
+    """What a replay did."""
+
+    records: int = 0
+    applied: int = 0
+    skipped: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    first_rejects: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def events_per_second(self) -> float:
+        """Records handled per second of wall time."""
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+class ReplayDeadLetters:
+    """Rejected records of a replay, reported with their file and line."""
+
+    def __init__(self, report: ReplayReport, rejects: TextIO | None = None) -> None:
+        self.report = report
+        self.rejects = rejects
+        self.locations: dict[tuple[Shard, int], str] = {}
+
+    async def publish(self, shard: Shard, offset: int, rejection: Rejection, raw: bytes) -> None:
+        """Count the rejection and keep its location."""
+        where = self.locations.get((shard, offset), f"{shard.id}@{offset}")
+        self.report.rejected[rejection.reason.value] += 1
+        line = f"{where}: {rejection.reason.value}: {rejection.detail}"
+        if len(self.report.first_rejects) < MAX_REPORTED_REJECTS:
+            self.report.first_rejects.append(line)
+        if self.rejects is not None:
+            self.rejects.write(line + "\n")
+
+
+class ProgressBar:
+    """One status line: percent, events, events per second, time remaining."""
+
+    def __init__(self, progress: Progress, out: TextIO = sys.stderr, every_s: float = 0.5) -> None:
+        self.progress = progress
+        self.out = out
+        self.every_s = every_s if out.isatty() else 10.0
+        self.started = time.perf_counter()
+        self.last = 0.0
+
+    def update(self, records: int, final: bool = False) -> None:
+        """Redraw if due (always when ``final``)."""
+        now = time.perf_counter()
+        if not final and now - self.last < self.every_s:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-9)
+        total = max(self.progress.total_bytes, 1)
+        share = min(1.0, self.progress.done_bytes / total)
+        rate = records / elapsed
+        remaining = elapsed * (1 - share) / share if share > 0 else 0.0
+        bar = "#" * int(share * 30)
+        line = (
+            f"[{bar:<30}] {share:6.1%}  {records:,} events  {rate:,.0f}/s  "
+            f"ETA {int(remaining) // 60}:{int(remaining) % 60:02d}"
+        )
+        end = "\n" if final or not self.out.isatty() else ""
+        self.out.write(("\r" if self.out.isatty() else "") + line + end)
+        self.out.flush()
+
+
+async def replay(
+    records: Iterable[SourceRecord],
+    processor: Processor,
+    dead_letters: ReplayDeadLetters,
+    topics: Mapping[TopicKind, str],
+    source: str,
+    batch_size: int = 5_000,
+    bar: ProgressBar | None = None,
+) -> ReplayReport:
+    """Apply every record, in order, one replay shard per topic kind."""
+    report = dead_letters.report
+    started = time.perf_counter()
+    sequence: Counter[TopicKind] = Counter()
+    pending: dict[TopicKind, list[Record]] = defaultdict(list)
+    shards = {kind: Shard(f"{topic}@{source}", 0) for kind, topic in topics.items()}
+
+    async def flush(kind: TopicKind) -> None:
+        batch = pending.pop(kind, [])
+        if batch:
+            outcome = await processor.process(shards[kind], batch)
+            report.applied += outcome.fresh
+            report.skipped += outcome.skipped
+            dead_letters.locations.clear()
+
+    for record in records:
+        offset = sequence[record.kind]
+        sequence[record.kind] += 1
+        pending[record.kind].append(Record(offset, record.value))
+        dead_letters.locations[(shards[record.kind], offset)] = record.location
+        report.records += 1
+        if len(pending[record.kind]) >= batch_size:
+            await flush(record.kind)
+            if bar is not None:
+                bar.update(report.records)
+    for kind in list(pending):
+        await flush(kind)
+    report.seconds = time.perf_counter() - started
+    if bar is not None:
+        bar.update(report.records, final=True)
+    return report
+
+
+class DryRun:
+    """Decodes and aggregates like a replay, keeps the result in memory, writes nothing."""
+
+    def __init__(
+        self,
+        limits: DecodeLimits,
+        aggregator: KpiAggregator,
+        topics: Mapping[str, TopicKind],
+        dead_letters: ReplayDeadLetters,
+    ) -> None:
+        self.limits = limits
+        self.aggregator = aggregator
+        self.topics = dict(topics)
+        self.dead_letters = dead_letters
+        self.memory: dict[Shard, ShardMemory] = defaultdict(ShardMemory)
+        self.days: dict[int, Counter[str]] = defaultdict(Counter)
+        self.distinct: dict[tuple[int, str], set[str]] = defaultdict(set)
+
+    async def process(self, shard: Shard, records: Sequence[Record]) -> BatchOutcome:
+        """Aggregate ``records`` into the in-memory summary."""
+        kind = self.topics[shard.topic.split("@")[0]]
+        now_ms = wall_clock_ms()
+        decoded: list[Event | Rejection] = []
+        for record in records:
+            event = decode(record.value, self.limits, now_ms, kind)
+            if isinstance(event, Rejection):
+                await self.dead_letters.publish(shard, record.offset, event, record.value)
+            decoded.append(event)
+        delta = self.aggregator.aggregate(decoded, self.memory[shard], now_ms)
+        self._merge(delta)
+        rejected = sum(1 for e in decoded if isinstance(e, Rejection))
+        return BatchOutcome(len(records), 0, rejected, 1)
+
+    def _merge(self, delta: BatchDelta) -> None:
+        for (bucket, name), n in delta.counters.items():
+            if bucket.granularity is Granularity.DAY:
+                self.days[bucket.start][name] += n
+        for (bucket, name), members in delta.distinct.items():
+            if bucket.granularity is Granularity.DAY:
+                self.distinct[(bucket.start, name)] |= members
+
+    def summary(self, timezone_name: str) -> str:
+        """A table of the main KPIs per business day."""
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(timezone_name)
+        header = (
+            f"{'day':<12}{'PV':>10}{'UV':>9}{'sessions':>10}{'bounce':>8}{'orders':>8}"
+            f"{'GMV':>14}{'buyers':>8}{'pay conv':>9}"
+        )
+        lines = [header, "-" * len(header)]
+        for start in sorted(set(self.days) | {s for s, _ in self.distinct}):
+            c = self.days[start]
+            uv = len(self.distinct.get((start, kpi_field("uv", ANY, ANY)), set()))
+            payers = len(self.distinct.get((start, kpi_field("payers", ANY, ANY)), set()))
+            closed = c["sessions_closed"]
+            bounce = f"{c['bounces'] / closed:.1%}" if closed else "-"
+            conversion = f"{payers / uv:.2%}" if uv else "-"
+            day = datetime.fromtimestamp(start, zone).date().isoformat()
+            lines.append(
+                f"{day:<12}{c['pv']:>10,}{uv:>9,}{c['sessions']:>10,}{bounce:>8}"
+                f"{c['orders_paid']:>8,}{c['gmv_cents'] / 100:>14,.2f}{payers:>8,}{conversion:>9}"
+            )
+        return "\n".join(lines)
