@@ -1,0 +1,93 @@
+"""Import of the REES46 clickstream CSV format, against hand-computed figures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from streams.runtime import kpi_collector
+from streams.settings import Settings
+from tests.integration.conftest import ROOT, Stack
+from tests.integration.kpi_compare import start_of
+
+pytestmark = pytest.mark.integration
+
+HEADER = (
+    "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+)
+
+
+def test_rees46_csv_yields_the_hand_computed_kpis(stack: Stack, tmp_path: Path) -> None:
+    base = time.time() - 2 * 3600  # two hours ago: inside today's or yesterday's bucket
+
+    def at(minute: int) -> str:
+        return datetime.fromtimestamp(base + 60 * minute, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    rows = [
+        f"{at(0)},view,p1,11,electronics.phone,acme,100.00,u1,s1",
+        f"{at(1)},view,p2,12,kitchen.pan,beta,50.00,u1,s1",
+        f"{at(2)},cart,p1,11,electronics.phone,acme,100.00,u1,s1",
+        f"{at(3)},purchase,p1,11,electronics.phone,acme,100.00,u1,s1",
+        f"{at(4)},view,p1,11,electronics.phone,acme,100.00,u2,s2",
+        f"{at(5)},view,p3,13,,acme,20.00,u2,s2",
+        f"{at(6)},remove_from_cart,p3,13,,acme,20.00,u2,s2",
+        f"{at(7)},view,p2,12,kitchen.pan,beta,50.00,u3,s3",
+        f"{at(8)},purchase,p2,12,kitchen.pan,beta,50.00,u3,s3",
+        f"{at(9)},purchase,p3,13,,acme,20.00,u3,s3",
+        f"{at(10)},view,p3,13,,,20.00,u4,s4",
+        "not,enough,columns",
+    ]
+    csv = tmp_path / "2019-Oct.csv"
+    csv.write_text("\n".join([HEADER, *rows]) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    env.update(
+        KPI_REDIS_URL=stack.redis_url,
+        KPI_REDIS_PREFIX=f"x{uuid.uuid4().hex[:8]}",
+        PYTHONPATH=str(ROOT),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "streams", "replay", "--rees46", str(csv)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{csv}:13: malformed_json" in result.stderr
+
+    settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("KPI_")})
+    registry = CollectorRegistry()
+    registry.register(kpi_collector(settings))
+    window = "day" if start_of("d", base) == start_of("d", time.time()) else "yesterday"
+    got: dict[tuple[str, str], float] = {}
+    for family in registry.collect():
+        for s in family.samples:
+            if s.labels.get("window") == window:
+                got[(s.name, s.labels.get("item", ""))] = s.value
+    # Views: rows 1, 2, 5, 6, 8, 11. Visitors u1..u4. Buyers u1, u3. Purchases 100 + 50 + 20.
+    assert got[("shop_page_views", "")] == 6
+    assert got[("shop_unique_visitors", "")] == 4
+    assert got[("shop_paying_visitors", "")] == 2
+    assert got[("shop_orders_paid", "")] == 3
+    assert got[("shop_gmv_yuan", "")] == pytest.approx(170.0)
+    assert got[("shop_payment_conversion", "")] == 0.5
+    assert got[("shop_cart_visitors", "")] == 1
+    assert got[("shop_aov_per_buyer_yuan", "")] == pytest.approx(85.0)
+    # Brands by views: acme p1 (u1), p1 (u2), p3 (u2) = 3; beta p2 (u1, u3) = 2.
+    assert got[("shop_top_brands_views", "acme")] == 3
+    assert got[("shop_top_brands_views", "beta")] == 2
+    assert got[("shop_top_brands_sales_yuan", "acme")] == pytest.approx(120.0)
+    assert got[("shop_top_brands_sales_yuan", "beta")] == pytest.approx(50.0)
+    assert got[("shop_top_products_views", "p3")] == 2
+    assert got[("shop_top_categories_views", "electronics.phone")] == 2
+    # p3 has no category_code: its category_id stands in (views by u2 and u4).
+    assert got[("shop_top_categories_views", "13")] == 2
