@@ -62,6 +62,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--batch", type=int, default=5_000, help="records per batch")
     replay.add_argument("--rejects", type=Path, help="write every rejected line here")
+    backfill = sub.add_parser(
+        "backfill",
+        help="write Prometheus history (OpenMetrics with timestamps, TSDB blocks) from Redis",
+    )
+    backfill.add_argument("--from", dest="start", required=True, help="ISO time with offset")
+    backfill.add_argument("--to", dest="end", required=True, help="ISO time with offset")
+    backfill.add_argument("--step", type=int, default=60, help="seconds between samples")
+    backfill.add_argument("--out", type=Path, required=True, help="folder for the output")
+    backfill.add_argument(
+        "--metrics",
+        default="",
+        help="comma-separated metric names (default: every total, no splits)",
+    )
+    backfill.add_argument("--blocks", action="store_true", help="also run promtool")
+    backfill.add_argument(
+        "--into", type=Path, help="move the blocks into this Prometheus data folder"
+    )
     docs = sub.add_parser("docs", help="regenerate docs/events.md and docs/metrics.md")
     docs.add_argument("--check", action="store_true", help="fail if the committed docs differ")
     docs.add_argument("--dir", default="docs", help="docs folder (default: docs)")
@@ -97,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streams.replay.command import run_replay
 
         return run_replay(settings, args)
+    if args.command == "backfill":
+        from streams.replay.backfill_command import run_backfill
+
+        return run_backfill(settings, args)
     if args.command == "docs":
         from streams.docgen import write_or_check
 

@@ -156,6 +156,8 @@ class KpiCollector(Collector):
         self.agent_cap = agent_cap
         self.gmv_targets = {g: t for g, t in (gmv_targets or {}).items() if t > 0}
         self.now_s = now_s
+        self.only_windows: frozenset[str] | None = None
+        """Backfill sets this: only these windows, and only the window-bound KPI families."""
 
     def describe(self) -> list[Metric]:
         """Nothing up front: the registry must not call ``collect()`` at registration."""
@@ -189,7 +191,11 @@ class _Scrape:
         self.c = collector
         self.now = now
         self.layout = collector.layout
-        self.windows = windows_at(collector.clock, now)
+        self.windows = [
+            w
+            for w in windows_at(collector.clock, now)
+            if collector.only_windows is None or w.name in collector.only_windows
+        ]
 
     def _shards(self) -> list[Shard]:
         raw = self.c.client.smembers(self.layout.shards())
@@ -255,7 +261,12 @@ class _Scrape:
                         into=partial(_set_int, distinct[window.name], name),
                     )
         rankings: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-        ranked = [w for w in self.windows if w.name in RANKED_WINDOWS]
+        history = self.c.only_windows is not None
+        ranked = [] if history else [w for w in self.windows if w.name in RANKED_WINDOWS]
+        if history:
+            chats, live_visitors = [], []
+        else:
+            live_visitors = visitors
         for window in ranked:
             for comp in (*RANKINGS,):
                 for shard in visitors:
@@ -294,7 +305,7 @@ class _Scrape:
                 self.layout.tally(shard, AGENT_OPEN_TALLY),
                 into=partial(_add_hash, agents),
             )
-        for shard in visitors:
+        for shard in live_visitors:
             read(
                 pipe.hgetall,
                 self.layout.tally(shard, REPEAT_LIFETIME_TALLY),
@@ -311,6 +322,8 @@ class _Scrape:
             for w in self.windows
         }
         families = self._kpi_families(figures)
+        if history:
+            return families
         families += self._ranking_families(rankings, exits)
         families += self._live_families(waiting_count, oldest_wait, agents, repeat_lifetime)
         families += ops.families(self.now)
@@ -421,6 +434,8 @@ class _Scrape:
                 labels=["window"],
             )
             for current, previous in GROWTH.items():
+                if current not in figures or previous not in figures:
+                    continue
                 change = growth(figures[current].c(component), figures[previous].c(component))
                 if change is not None:
                     family.add_metric([current], change)
@@ -435,7 +450,7 @@ class _Scrape:
         )
         for window, granularity in PERIOD_GRANULARITY.items():
             target = self.c.gmv_targets.get(granularity)
-            if target is not None:
+            if target is not None and window in figures:
                 target_f.add_metric([window], target)
                 done = sales_completion(figures[window].c("gmv_cents"), target)
                 if done is not None:
@@ -446,7 +461,7 @@ class _Scrape:
             "复购: buyers by paid orders in the window (6 = 6 or more).",
             labels=["window", "orders"],
         )
-        for name in PERIOD_WINDOWS:
+        for name in (w for w in PERIOD_WINDOWS if w in figures):
             for orders, n in figures[name].repeat_distribution().items():
                 repeat.add_metric([name, _orders_label(orders)], n)
         families.append(repeat)
