@@ -10,9 +10,9 @@ needs all of them.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 
@@ -29,9 +29,12 @@ class Granularity(enum.StrEnum):
 GRANULARITIES = tuple(Granularity)
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Bucket:
-    """One event-time bucket: its size and the epoch second it starts at."""
+class Bucket(NamedTuple):
+    """One event-time bucket: its size and the epoch second it starts at.
+
+    A named tuple, not a dataclass: buckets are dictionary keys on the hot path,
+    and tuple hashing and comparison run in C.
+    """
 
     granularity: Granularity
     start: int
@@ -43,6 +46,7 @@ class BucketClock:
     def __init__(self, timezone: str) -> None:
         self.zone = ZoneInfo(timezone)
         self._starts = lru_cache(maxsize=65_536)(self._starts_uncached)
+        self.end_of = lru_cache(maxsize=65_536)(self._end_of)  # type: ignore[method-assign]
 
     def buckets(self, event_ms: int) -> tuple[Bucket, ...]:
         """The minute, hour, day, week and month buckets holding ``event_ms``."""
@@ -61,7 +65,10 @@ class BucketClock:
         return self.bucket_at(bucket.granularity, bucket.start - 1)
 
     def end_of(self, bucket: Bucket) -> int:
-        """First epoch second after ``bucket`` (days may be 23 or 25 hours long)."""
+        """First epoch second after ``bucket`` (days may be 23 or 25 hours long); cached."""
+        return self._end_of(bucket)
+
+    def _end_of(self, bucket: Bucket) -> int:
         g = bucket.granularity
         if g is Granularity.MINUTE:
             return bucket.start + 60

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from streams.aggregators import chat, marketing, orders, traffic
 from streams.aggregators.context import AggregatorConfig, BatchContext
 from streams.aggregators.delta import ANY, BatchDelta, field, parse_field
-from streams.aggregators.memory import ShardMemory
+from streams.aggregators.memory import CONVERSATION_TABLE, SESSION_TABLE, ShardMemory
 from streams.events import Event, Rejection
 from streams.timebuckets import Bucket, BucketClock
 
@@ -69,6 +69,14 @@ class KpiAggregator:
         if memory.watermark_ms is not None:
             traffic.close_idle_sessions(ctx, memory.watermark_ms)
             chat.close_idle_conversations(ctx, memory.watermark_ms)
+        for visitor in ctx.touched_sessions:
+            session = memory.sessions.get(visitor)
+            if session is not None:
+                delta.put_state(SESSION_TABLE, visitor, session.encode())
+        for key in ctx.touched_conversations:
+            conversation = memory.conversations.get(key)
+            if conversation is not None:
+                delta.put_state(CONVERSATION_TABLE, key, conversation.encode())
         delta.watermark_ms = memory.watermark_ms
         return delta
 

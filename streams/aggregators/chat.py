@@ -45,7 +45,7 @@ def _conversation(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) 
 
 
 def _save(ctx: BatchContext, event: Event, conversation: Conversation) -> None:
-    ctx.delta.put_state(CONVERSATION_TABLE, event.text("conversation_id"), conversation.encode())
+    ctx.touched_conversations.add(event.text("conversation_id"))
 
 
 def customer_message(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:

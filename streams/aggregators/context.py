@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from streams.aggregators.delta import BatchDelta
 from streams.aggregators.memory import ShardMemory
@@ -30,11 +30,22 @@ class BatchContext:
     delta: BatchDelta
     memory: ShardMemory
     now_s: int
+    _retained: dict[int, tuple[Bucket, ...]] = field(default_factory=dict)
+    touched_sessions: set[str] = field(default_factory=set)
+    touched_conversations: set[str] = field(default_factory=set)
+    """Keys whose state changed; encoded once at the end of the batch."""
 
     def expires_at(self, bucket: Bucket) -> int:
         """Epoch second at which a bucket's data is dropped (end + retention)."""
         return self.clock.end_of(bucket) + self.config.retention_s[bucket.granularity]
 
     def retained(self, event_ms: int) -> tuple[Bucket, ...]:
-        """The buckets of ``event_ms`` that are still kept now."""
-        return tuple(b for b in self.clock.buckets(event_ms) if self.expires_at(b) > self.now_s)
+        """The buckets of ``event_ms`` that are still kept now (cached per minute)."""
+        minute = event_ms // 60_000
+        found = self._retained.get(minute)
+        if found is None:
+            found = tuple(
+                b for b in self.clock.buckets(event_ms) if self.expires_at(b) > self.now_s
+            )
+            self._retained[minute] = found
+        return found

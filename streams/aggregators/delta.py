@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from functools import lru_cache
 
 from streams.events import RejectReason
 from streams.timebuckets import Bucket, Granularity
@@ -17,8 +18,9 @@ ANY = "_all"
 """Dimension value of the distinct sets that ignore the dimension (UV overall)."""
 
 
+@lru_cache(maxsize=1 << 16)
 def field(name: str, dimension: str = "", value: str = "") -> str:
-    """Counter field ``name`` or ``name|dimension=value``."""
+    """Counter field ``name`` or ``name|dimension=value`` (cached: label values are bounded)."""
     return f"{name}|{dimension}={value}" if dimension else name
 
 

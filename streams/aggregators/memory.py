@@ -8,7 +8,7 @@ so that a restarted or rebalanced worker reloads exactly what was applied.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -35,7 +35,18 @@ class Session:
 
     def encode(self) -> str:
         """Compact text for the state table."""
-        return orjson.dumps(astuple(self)).decode()
+        return orjson.dumps(
+            (
+                self.start_ms,
+                self.last_ms,
+                self.views,
+                self.page,
+                self.page_type,
+                self.channel,
+                self.device,
+                self.campaign,
+            )
+        ).decode()
 
     @classmethod
     def decode(cls, text: str | bytes) -> Session:
@@ -56,7 +67,16 @@ class Conversation:
 
     def encode(self) -> str:
         """Compact text for the state table."""
-        return orjson.dumps(astuple(self)).decode()
+        return orjson.dumps(
+            (
+                self.opened_ms,
+                self.last_ms,
+                self.first_customer_ms,
+                self.waiting_since_ms,
+                self.responded,
+                self.agent,
+            )
+        ).decode()
 
     @classmethod
     def decode(cls, text: str | bytes) -> Conversation:

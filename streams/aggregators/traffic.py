@@ -78,7 +78,7 @@ def _advance_session(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...
         delta.count(buckets, "sessions", channel=session.channel, device=session.device)
         if session.channel == "ads":
             delta.count(buckets, "ad_landings", campaign=session.campaign)
-    delta.put_state(SESSION_TABLE, visitor, session.encode())
+    ctx.touched_sessions.add(visitor)
 
 
 def close_session(ctx: BatchContext, visitor: str, session: Session) -> None:
