@@ -12,6 +12,7 @@ Kafka therefore changes nothing, and a worker killed at any point loses nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -33,15 +34,16 @@ from streams.timebuckets import Bucket, BucketClock, Granularity
 
 log = logging.getLogger(__name__)
 
-VALUES_PER_OP = 1000  # Lua's unpack() is limited to a few thousand values
 RANKING_CAP = 1000  # members kept per ranking key (the top of it is exported)
 
 # Operations: <code> <key index> <value count> <values...>; commands are fixed per code.
+# PFADD members arrive packed in one value; the script unpacks them 1,000 at a time
+# (Lua's unpack() is limited to a few thousand values).
 APPLY_SCRIPT = """
 local cur = redis.call('GET', KEYS[1])
 if cur == false then cur = '' end
 if cur ~= ARGV[1] then return {0, cur} end
-local commands = {H='HINCRBY', P='PFADD', X='EXPIREAT', Z='ZINCRBY', S='HSET', D='HDEL',
+local commands = {H='HINCRBY', X='EXPIREAT', Z='ZINCRBY', S='HSET', D='HDEL',
                   A='ZADD', R='ZREM'}
 local i = 5
 local n = #ARGV
@@ -49,7 +51,35 @@ while i <= n do
   local op = ARGV[i]
   local key = KEYS[tonumber(ARGV[i+1])]
   local c = tonumber(ARGV[i+2])
-  if op == 'T' then
+  if op == 'P' then
+    -- members packed as <length>:<bytes>... in one argument (far fewer arguments to send)
+    local packed = ARGV[i+3]
+    local pos, members = 1, {}
+    local size = #packed
+    while pos <= size do
+      local colon = string.find(packed, ':', pos, true)
+      local len = tonumber(string.sub(packed, pos, colon - 1))
+      members[#members + 1] = string.sub(packed, colon + 1, colon + len)
+      pos = colon + len + 1
+      if #members == 1000 then
+        redis.call('PFADD', key, unpack(members))
+        members = {}
+      end
+    end
+    if #members > 0 then redis.call('PFADD', key, unpack(members)) end
+  elseif op == 'M' then
+    -- HINCRBY of many fields, packed like PFADD members as <length>:<field>NUL<increment>
+    local packed = ARGV[i+3]
+    local pos, size = 1, #packed
+    while pos <= size do
+      local colon = string.find(packed, ':', pos, true)
+      local len = tonumber(string.sub(packed, pos, colon - 1))
+      local item = string.sub(packed, colon + 1, colon + len)
+      local nul = string.find(item, '\0', 1, true)
+      redis.call('HINCRBY', key, string.sub(item, 1, nul - 1), string.sub(item, nul + 1))
+      pos = colon + len + 1
+    end
+  elseif op == 'T' then
     redis.call('ZREMRANGEBYRANK', key, 0, -(tonumber(ARGV[i+3]) + 1))
   elseif op == 'B' then
     -- repeat purchase: count the buyer's paid orders in KEYS[key], move them up one bin
@@ -97,7 +127,7 @@ class _Script:
     def __init__(self, fixed_keys: list[str]) -> None:
         self.keys = list(fixed_keys)
         self.index = {key: i + 1 for i, key in enumerate(self.keys)}
-        self.args: list[str | int] = []
+        self.args: list[str | int | bytes] = []
 
     def key(self, key: str) -> int:
         if key not in self.index:
@@ -105,15 +135,22 @@ class _Script:
             self.index[key] = len(self.keys)  # Lua is 1-based
         return self.index[key]
 
-    def op(self, code: str, key: str, *values: str | int) -> None:
+    def op(self, code: str, key: str, *values: str | int | bytes) -> None:
         self.args += [code, self.key(key), len(values), *values]
 
-    def op_chunked(
-        self, code: str, key: str, values: list[str], prefix: tuple[str | int, ...] = ()
-    ) -> None:
-        for start in range(0, len(values), VALUES_PER_OP):
-            chunk = values[start : start + VALUES_PER_OP]
-            self.op(code, key, *prefix, *chunk)
+
+def pack_members(members: set[str]) -> bytes:
+    """Members as ``<length>:<bytes>`` back to back (lengths in bytes; any byte allowed)."""
+    return pack_members_list(sorted(members))
+
+
+def pack_members_list(items: Iterable[str]) -> bytes:
+    """Items as ``<length>:<bytes>`` back to back, in the given order."""
+    parts = []
+    for item in items:
+        raw = item.encode()
+        parts.append(b"%d:%s" % (len(raw), raw))
+    return b"".join(parts)
 
 
 class RedisSink:
@@ -166,7 +203,7 @@ class RedisSink:
 
     def build_script_call(
         self, shard: Shard, expected: int | None, last_offset: int, delta: BatchDelta, now_ms: int
-    ) -> tuple[list[str], list[str | int]]:
+    ) -> tuple[list[str], list[str | int | bytes]]:
         """KEYS and ARGV of the apply script for one batch."""
         layout = self.layout
         script = _Script([layout.applied(shard), layout.watermark(shard), layout.ops(shard)])
@@ -177,13 +214,18 @@ class RedisSink:
             now_ms,
         ]
         expiries: dict[str, int] = {}
+        by_key: dict[str, list[tuple[str, int]]] = {}
         for (bucket, name), n in delta.counters.items():
             key = layout.counters(shard, bucket)
-            script.op("H", key, name, n)
-            expiries[key] = self.expires_at(bucket)
+            if key not in by_key:
+                by_key[key] = []
+                expiries[key] = self.expires_at(bucket)
+            by_key[key].append((name, n))
+        for key, increments in by_key.items():
+            script.op("M", key, pack_members_list(f"{name}\0{n}" for name, n in increments))
         for (bucket, name), members in delta.distinct.items():
             key = layout.distinct(shard, bucket, name)
-            script.op_chunked("P", key, sorted(members))
+            script.op("P", key, pack_members(members))
             expiries[key] = self.expires_at(bucket)
         for (bucket, name), scores in delta.ranked.items():
             key = layout.ranking(shard, bucket, name)
