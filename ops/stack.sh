@@ -14,6 +14,7 @@
 #   KPI_REDIS_PORT             Redis port                    (default: 16379)
 #   KPI_PROMETHEUS_PORT        Prometheus port               (default: 19090)
 #   KPI_EXPORTER_PORT          exporter port Prometheus scrapes (default: 19100)
+#   KPI_WORKER_METRICS_PORT    worker metrics port Prometheus scrapes (default: 19101)
 #   KPI_SCRAPE_INTERVAL        Prometheus scrape interval    (default: 5s)
 #   KPI_CACHE_DIR              where the Kafka jars are kept (default: ~/.cache/kpi-stack)
 set -euo pipefail
@@ -28,6 +29,7 @@ KAFKA_CONTROLLER_PORT="${KPI_KAFKA_CONTROLLER_PORT:-19093}"
 REDIS_PORT="${KPI_REDIS_PORT:-16379}"
 PROMETHEUS_PORT="${KPI_PROMETHEUS_PORT:-19090}"
 EXPORTER_PORT="${KPI_EXPORTER_PORT:-19100}"
+WORKER_PORT="${KPI_WORKER_METRICS_PORT:-19101}"
 SCRAPE_INTERVAL="${KPI_SCRAPE_INTERVAL:-5s}"
 CACHE_DIR="${KPI_CACHE_DIR:-$HOME/.cache/kpi-stack}"
 KAFKA_LIBS="$CACHE_DIR/kafka-$KAFKA_VERSION/libs"
@@ -156,7 +158,7 @@ start_prometheus() {
   local dir="$STACK_DIR/prometheus"
   mkdir -p "$dir/data"
   sed -e "s/@SCRAPE_INTERVAL@/$SCRAPE_INTERVAL/g" -e "s/@EXPORTER_PORT@/$EXPORTER_PORT/g" \
-      -e "s/@PROMETHEUS_PORT@/$PROMETHEUS_PORT/g" \
+      -e "s/@PROMETHEUS_PORT@/$PROMETHEUS_PORT/g" -e "s/@WORKER_PORT@/$WORKER_PORT/g" \
       "$here/prometheus/prometheus.local.yml.in" > "$dir/prometheus.yml"
   promtool check config "$dir/prometheus.yml" >/dev/null || die "invalid Prometheus config $dir/prometheus.yml"
   log "starting prometheus on 127.0.0.1:$PROMETHEUS_PORT (scraping 127.0.0.1:$EXPORTER_PORT every $SCRAPE_INTERVAL)"
@@ -205,6 +207,6 @@ case $cmd in
     for s in kafka redis prometheus; do stop_service "$s"; done
     rm -rf "$STACK_DIR"; log "removed $STACK_DIR" ;;
   -h|--help|help)
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command $cmd (up, down, status, purge)" ;;
 esac

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from streams.keys import Shard
 from streams.pipeline import BatchProcessor, Record
 from streams.runtime import async_redis, batch_processor
 from streams.settings import Settings
+from streams.worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ def create_app(settings: Settings) -> faust.App:
         value_type=bytes,
         partitions=settings.topic_partitions,
     )
-    state: dict[str, BatchProcessor] = {}
+    state: dict[str, Any] = {}
 
     @app.agent(inputs, name="kpis")
     async def kpis(stream: Any) -> None:
@@ -92,12 +94,17 @@ def create_app(settings: Settings) -> faust.App:
             state["processor"] = batch_processor(
                 settings, async_redis(settings), TopicDeadLetters(dead_letter_topic)
             )
-        processor = state["processor"]
+            state["metrics"] = WorkerMetrics.serve(
+                settings.exporter_host, settings.worker_metrics_port
+            )
+        processor: BatchProcessor = state["processor"]
+        metrics: WorkerMetrics = state["metrics"]
         async for events in stream.take_events(
             settings.batch_max_events, within=settings.batch_within_seconds
         ):
             try:
-                await apply_events(processor, events)
+                await apply_events(processor, events, metrics)
+                metrics.observe_lag(app.consumer, events)
             except Exception:
                 # Faust acknowledges a take_events batch even when its body raises,
                 # which would drop the batch. Exit before that can happen: the
@@ -112,7 +119,9 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-async def apply_events(processor: BatchProcessor, events: Sequence[Any]) -> None:
+async def apply_events(
+    processor: BatchProcessor, events: Sequence[Any], metrics: WorkerMetrics | None = None
+) -> None:
     """Split a Faust batch by partition and apply each part in offset order."""
     by_shard: dict[Shard, list[Record]] = defaultdict(list)
     for event in events:
@@ -122,7 +131,10 @@ async def apply_events(processor: BatchProcessor, events: Sequence[Any]) -> None
         )
     for shard, records in by_shard.items():
         records.sort(key=lambda record: record.offset)
+        started = time.perf_counter()
         outcome = await processor.process(shard, records)
+        if metrics is not None:
+            metrics.observe_batch(shard, len(records), time.perf_counter() - started)
         log.debug(
             "shard %s: %d applied, %d already applied, %d rejected",
             shard.id,

@@ -76,6 +76,7 @@ class Settings:
     month_retention_seconds: int = 800 * 86_400
     exporter_host: str = "127.0.0.1"
     exporter_port: int = 19100
+    worker_metrics_port: int = 19101
     prometheus_url: str = "http://127.0.0.1:19090"
     kafka_session_timeout_seconds: float = 10.0
     log_level: str = "INFO"

@@ -61,7 +61,8 @@ def stack(
 ) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("stack")
     ports = {
-        name: free_port() for name in ("kafka", "controller", "redis", "prometheus", "exporter")
+        name: free_port()
+        for name in ("kafka", "controller", "redis", "prometheus", "exporter", "worker")
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
     env.update(
@@ -71,6 +72,7 @@ def stack(
         KPI_REDIS_PORT=str(ports["redis"]),
         KPI_PROMETHEUS_PORT=str(ports["prometheus"]),
         KPI_EXPORTER_PORT=str(ports["exporter"]),
+        KPI_WORKER_METRICS_PORT=str(ports["worker"]),
         KPI_SCRAPE_INTERVAL="1s",
     )
     started = time.perf_counter()

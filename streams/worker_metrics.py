@@ -1,0 +1,76 @@
+"""The worker's own metrics: batch sizes, apply latency, consumer lag per partition.
+
+Served by the worker on ``KPI_WORKER_METRICS_PORT`` (Prometheus job ``kpi-worker``);
+the KPI figures themselves come from the exporter, which reads Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+
+from streams.keys import Shard
+
+log = logging.getLogger(__name__)
+
+BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class WorkerMetrics:
+    """Prometheus metrics of one worker process (its own registry)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.batch_records = Histogram(
+            "shop_worker_batch_records",
+            "Records per partition batch.",
+            ["topic"],
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.apply_seconds = Histogram(
+            "shop_worker_apply_seconds",
+            "Time to decode, aggregate and apply one partition batch.",
+            ["topic"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "shop_worker_consumer_lag",
+            "Records in Kafka not yet processed (high water - next).",
+            ["topic", "partition"],
+            registry=registry,
+        )
+
+    @classmethod
+    def serve(cls, host: str, port: int) -> WorkerMetrics:
+        """Metrics with an HTTP endpoint on ``host:port``."""
+        registry = CollectorRegistry()
+        metrics = cls(registry)
+        start_http_server(port, addr=host, registry=registry)
+        log.info("worker metrics on http://%s:%d/metrics", host, port)
+        return metrics
+
+    def observe_batch(self, shard: Shard, records: int, seconds: float) -> None:
+        """One partition batch was applied."""
+        self.batch_records.labels(shard.topic).observe(records)
+        self.apply_seconds.labels(shard.topic).observe(seconds)
+
+    def observe_lag(self, consumer: Any, events: Sequence[Any]) -> None:
+        """Lag of every partition in the batch, from the consumer's high-water marks."""
+        last: dict[Any, int] = {}
+        for event in events:
+            message = event.message
+            last[message.tp] = max(last.get(message.tp, -1), message.offset)
+        for tp, offset in last.items():
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception as exc:  # the consumer may not know it yet (e.g. mid-rebalance)
+                log.debug("no high water for %s: %s", tp, exc)
+                continue
+            if highwater is not None:
+                self.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
