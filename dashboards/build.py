@@ -1,0 +1,693 @@
+"""The five dashboards, built with grafana-foundation-sdk.
+
+``python -m dashboards.build`` writes ``dashboards/json/<uid>.json`` (committed,
+provisioned by docker-compose, uploaded by ``kpi dashboards push``); a test
+rebuilds them and checks the committed files are unchanged, and an integration
+test runs every panel's every query against the real Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.builders import common as c
+from grafana_foundation_sdk.builders import dashboard as d
+from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as m
+from grafana_foundation_sdk.models import prometheus as prom_model
+
+from streams.settings import (
+    DEFAULT_CAMPAIGNS,
+    DEFAULT_CHANNELS,
+    DEFAULT_DEVICES,
+    DEFAULT_PAGE_TYPES,
+)
+
+JSON_DIR = Path(__file__).resolve().parent / "json"
+DATASOURCE = m.DataSourceRef(type_val="prometheus", uid="prometheus")
+WAR_ROOM_UID = "shop-war-room"
+CONVERSION_TARGET = 0.35
+SLA_SECONDS = 30
+
+
+def query(
+    expr: str, legend: str = "", instant: bool = False, ref: str = "A"
+) -> prometheus.Dataquery:
+    """A Prometheus query of a panel."""
+    q = prometheus.Dataquery().expr(expr).datasource(DATASOURCE).ref_id(ref)
+    if legend:
+        q = q.legend_format(legend)
+    if instant:
+        q = q.instant().format(prom_model.PromQueryFormat.TABLE)
+    return q
+
+
+def thresholds(*steps: tuple[float | None, str]) -> d.ThresholdsConfig:
+    """Absolute thresholds, the first step without a value."""
+    return (
+        d.ThresholdsConfig()
+        .mode(m.ThresholdsMode.ABSOLUTE)
+        .steps([m.Threshold(value=value, color=color) for value, color in steps])
+    )
+
+
+def big_stat(
+    title: str,
+    expr: str,
+    unit: str,
+    x: int,
+    y: int,
+    w: int = 4,
+    h: int = 5,
+    steps: tuple[tuple[float | None, str], ...] = ((None, "green"),),
+    decimals: int = 0,
+) -> stat.Panel:
+    """A wall-screen number: large, coloured by thresholds, 'no data' when undefined."""
+    return (
+        stat.Panel()
+        .title(title)
+        .datasource(DATASOURCE)
+        .with_target(query(expr, instant=True))
+        .unit(unit)
+        .decimals(decimals)
+        .thresholds(thresholds(*steps))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .no_value("no data")
+        .reduce_options(c.ReduceDataOptions().calcs(["lastNotNull"]))
+        .grid_pos(m.GridPos(h=h, w=w, x=x, y=y))
+    )
+
+
+def series(
+    title: str,
+    targets: Iterable[prometheus.Dataquery],
+    unit: str,
+    x: int,
+    y: int,
+    w: int = 12,
+    h: int = 8,
+) -> timeseries.Panel:
+    """A time-series panel."""
+    panel = timeseries.Panel().title(title).datasource(DATASOURCE).unit(unit).line_width(2)
+    for letter, target in zip("ABCDEFGH", targets, strict=False):
+        panel = panel.with_target(target.ref_id(letter))
+    return panel.grid_pos(m.GridPos(h=h, w=w, x=x, y=y))
+
+
+def top_table(
+    title: str, expr: str, unit: str, x: int, y: int, w: int = 8, h: int = 10
+) -> table.Panel:
+    """An instant table (rank, item, value)."""
+    return (
+        table.Panel()
+        .title(title)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .with_target(query(expr, instant=True))
+        .grid_pos(m.GridPos(h=h, w=w, x=x, y=y))
+    )
+
+
+def variable(name: str, values: Iterable[str]) -> d.CustomVariable:
+    """A drop-down of allow-list values."""
+    options = list(values)
+    return (
+        d.CustomVariable(name)
+        .label(name.replace("_", " "))
+        .values(",".join(options))
+        .current(m.VariableOption(selected=True, text=options[0], value=options[0]))
+    )
+
+
+def _base(uid: str, title: str, refresh: str = "30s") -> d.Dashboard:
+    return (
+        d.Dashboard(title)
+        .uid(uid)
+        .tags(["shop", "kpi"])
+        .timezone("browser")
+        .time("now-6h", "now")
+        .refresh(refresh)
+        .style("dark")
+        .link(
+            d.DashboardLink("War room")
+            .type(m.DashboardLinkType.LINK)
+            .url(f"/d/{WAR_ROOM_UID}?kiosk")
+            .target_blank(True)
+        )
+    )
+
+
+def war_room() -> d.Dashboard:
+    """The wall screen: big numbers, GMV against last week, tops and channels, no scrolling."""
+    green_red = ((None, "red"), (CONVERSION_TARGET, "green"))
+    sla = ((None, "green"), (SLA_SECONDS * 0.8, "orange"), (SLA_SECONDS, "red"))
+    board = (
+        _base(WAR_ROOM_UID, "Shop war room", refresh="5s")
+        .time("now-3h", "now")
+        .with_panel(
+            big_stat("GMV today", 'shop_gmv_yuan{window="day"}', "currencyCNY", 0, 0, decimals=0)
+        )
+        .with_panel(
+            big_stat("Paying buyers today", 'shop_paying_visitors{window="day"}', "none", 4, 0)
+        )
+        .with_panel(big_stat("UV now (5 min)", 'shop_unique_visitors{window="5m"}', "none", 8, 0))
+        .with_panel(big_stat("UV today", 'shop_unique_visitors{window="day"}', "none", 12, 0))
+        .with_panel(
+            big_stat(
+                "Orders / visitor (target 35 %)",
+                'shop_orders_per_visitor{window="day"}',
+                "percentunit",
+                16,
+                0,
+                steps=green_red,
+                decimals=1,
+            )
+        )
+        .with_panel(
+            big_stat(
+                "AOV", 'shop_aov_per_buyer_yuan{window="day"}', "currencyCNY", 20, 0, decimals=2
+            )
+        )
+        .with_panel(
+            big_stat(
+                "Customers waiting",
+                "shop_cs_waiting_customers",
+                "none",
+                0,
+                5,
+                steps=((None, "green"), (20, "orange"), (50, "red")),
+            )
+        )
+        .with_panel(
+            big_stat(
+                "First response p90 (SLA 30 s)",
+                'histogram_quantile(0.9, shop_cs_first_response_seconds_bucket{window="30m"})',
+                "s",
+                4,
+                5,
+                steps=sla,
+                decimals=1,
+            )
+        )
+        .with_panel(
+            series(
+                "GMV per minute, against the same minutes last week",
+                [
+                    query('shop_gmv_yuan{window="minute"}', "this week"),
+                    query('shop_gmv_yuan{window="minute"} offset 1w', "last week"),
+                ],
+                "currencyCNY",
+                8,
+                5,
+                w=16,
+                h=10,
+            )
+        )
+        .with_panel(
+            top_table(
+                "Top products today (views)",
+                'shop_top_products_views{window="day"}',
+                "none",
+                0,
+                15,
+                w=6,
+            )
+        )
+        .with_panel(
+            top_table(
+                "Top pages today (views)", 'shop_top_pages_views{window="day"}', "none", 6, 15, w=6
+            )
+        )
+        .with_panel(
+            top_table(
+                "Top 20 exit pages today (exit rate)",
+                'shop_top_exit_pages_rate{window="day"}',
+                "percentunit",
+                12,
+                15,
+                w=6,
+            )
+        )
+        .with_panel(
+            top_table(
+                "Channels today (PV)",
+                'shop_page_views_by_channel{window="day"}',
+                "none",
+                18,
+                15,
+                w=6,
+            )
+        )
+    )
+    return board
+
+
+def traffic() -> d.Dashboard:
+    """Traffic and conversion, with channel, campaign, page-type and device variables."""
+    w = '{window="hour"}'
+    return (
+        _base("shop-traffic", "Traffic and conversion")
+        .with_variable(variable("channel", DEFAULT_CHANNELS))
+        .with_variable(variable("campaign", DEFAULT_CAMPAIGNS))
+        .with_variable(variable("page_type", DEFAULT_PAGE_TYPES))
+        .with_variable(variable("device", DEFAULT_DEVICES))
+        .with_panel(
+            series(
+                "Funnel today (distinct visitors)",
+                [
+                    query('shop_unique_visitors{window="day"}', "visit"),
+                    query('shop_product_viewers{window="day"}', "product view"),
+                    query('shop_cart_visitors{window="day"}', "cart"),
+                    query('shop_ordering_visitors{window="day"}', "order"),
+                    query('shop_paying_visitors{window="day"}', "pay"),
+                ],
+                "none",
+                0,
+                0,
+            )
+        )
+        .with_panel(
+            series(
+                "Conversion today",
+                [
+                    query('shop_order_conversion{window="day"}', "order conversion"),
+                    query('shop_payment_conversion{window="day"}', "payment conversion"),
+                    query('shop_orders_per_visitor{window="day"}', "orders / visitor"),
+                ],
+                "percentunit",
+                12,
+                0,
+            )
+        )
+        .with_panel(
+            series(
+                "Channel $channel: PV and UV per hour so far",
+                [
+                    query('shop_page_views_by_channel{window="hour", channel="$channel"}', "PV"),
+                    query(
+                        'shop_unique_visitors_by_channel{window="hour", channel="$channel"}', "UV"
+                    ),
+                ],
+                "none",
+                0,
+                8,
+            )
+        )
+        .with_panel(
+            series(
+                "Channel $channel: conversion, bounce, pages per visit",
+                [
+                    query(
+                        'shop_payment_conversion_by_channel{window="day", channel="$channel"}',
+                        "payment conversion",
+                    ),
+                    query(
+                        'shop_bounce_rate_by_channel{window="day", channel="$channel"}', "bounce"
+                    ),
+                ],
+                "percentunit",
+                12,
+                8,
+            )
+        )
+        .with_panel(
+            series(
+                "Campaign $campaign, page type $page_type, device $device (PV today)",
+                [
+                    query(
+                        'shop_page_views_by_campaign{window="day", campaign="$campaign"}',
+                        "campaign",
+                    ),
+                    query(
+                        'shop_page_views_by_page_type{window="day", page_type="$page_type"}',
+                        "page type",
+                    ),
+                    query('shop_page_views_by_device{window="day", device="$device"}', "device"),
+                ],
+                "none",
+                0,
+                16,
+            )
+        )
+        .with_panel(
+            series(
+                "Sessions, bounce, exit rate, time on page",
+                [
+                    query(f"shop_sessions{w}", "sessions this hour"),
+                    query('shop_bounce_rate{window="day"}', "bounce rate today"),
+                    query(
+                        'shop_exit_rate_by_page_type{window="day", page_type="$page_type"}',
+                        "exit rate of $page_type",
+                    ),
+                    query('shop_time_on_page_avg_seconds{window="day"}', "time on page (s)"),
+                ],
+                "none",
+                12,
+                16,
+            )
+        )
+        .with_panel(
+            series(
+                "Week over week: PV this week so far vs last week",
+                [
+                    query('shop_page_views{window="week"}', "this week"),
+                    query('shop_page_views{window="last_week"}', "last week"),
+                ],
+                "none",
+                0,
+                24,
+                w=24,
+            )
+        )
+    )
+
+
+def sales() -> d.Dashboard:
+    """Sales and marketing."""
+    day = '{window="day"}'
+    return (
+        _base("shop-sales", "Sales and marketing")
+        .with_panel(
+            series(
+                "GMV and net GMV today",
+                [
+                    query(f"shop_gmv_yuan{day}", "GMV"),
+                    query(f"shop_net_gmv_yuan{day}", "net GMV"),
+                ],
+                "currencyCNY",
+                0,
+                0,
+            )
+        )
+        .with_panel(
+            series(
+                "Orders today",
+                [
+                    query(f"shop_orders_created{day}", "created"),
+                    query(f"shop_orders_paid{day}", "paid"),
+                    query(f"shop_orders_cancelled{day}", "cancelled"),
+                    query(f"shop_orders_refunded{day}", "refunded"),
+                ],
+                "none",
+                12,
+                0,
+            )
+        )
+        .with_panel(
+            series(
+                "AOV and return rate",
+                [
+                    query(f"shop_aov_per_buyer_yuan{day}", "AOV per buyer"),
+                    query(f"shop_aov_per_order_yuan{day}", "per order"),
+                ],
+                "currencyCNY",
+                0,
+                8,
+            )
+        )
+        .with_panel(
+            top_table(
+                "Repeat purchase this month (buyers by paid orders)",
+                'shop_repeat_buyers{window="month"}',
+                "none",
+                12,
+                8,
+                w=12,
+                h=8,
+            )
+        )
+        .with_panel(
+            series(
+                "Members: new-member and all-member purchase ratio",
+                [
+                    query('shop_new_member_purchase_ratio{window="month"}', "new members"),
+                    query('shop_member_purchase_ratio{window="month"}', "all members"),
+                    query(f"shop_return_rate{day}", "return rate"),
+                ],
+                "percentunit",
+                0,
+                16,
+            )
+        )
+        .with_panel(
+            series(
+                "Campaigns: participation, GMV and order share, ROI",
+                [
+                    query(f"shop_campaign_participation{day}", "participation"),
+                    query(f"shop_campaign_gmv_share{day}", "GMV share"),
+                    query(f"shop_campaign_order_share{day}", "order share"),
+                ],
+                "percentunit",
+                12,
+                16,
+            )
+        )
+        .with_panel(
+            series(
+                "ROI, UV cost, ad arrival rate",
+                [
+                    query(f"shop_campaign_roi{day}", "campaign ROI"),
+                    query(f"shop_uv_cost_yuan{day}", "UV cost (yuan)"),
+                    query(f"shop_ad_arrival_rate{day}", "ad arrival rate"),
+                ],
+                "none",
+                0,
+                24,
+                w=24,
+            )
+        )
+    )
+
+
+def customer_service() -> d.Dashboard:
+    """Customer service."""
+    return (
+        _base("shop-service", "Customer service")
+        .with_panel(
+            series(
+                "Response time p50 / p90 (30 min)",
+                [
+                    query(
+                        'histogram_quantile(0.5, shop_cs_response_seconds_bucket{window="30m"})',
+                        "p50",
+                    ),
+                    query(
+                        'histogram_quantile(0.9, shop_cs_response_seconds_bucket{window="30m"})',
+                        "p90",
+                    ),
+                    query(
+                        "histogram_quantile(0.9, "
+                        'shop_cs_first_response_seconds_bucket{window="30m"})',
+                        "first response p90",
+                    ),
+                ],
+                "s",
+                0,
+                0,
+            )
+        )
+        .with_panel(
+            series(
+                "SLA share",
+                [
+                    query('shop_cs_sla_share{window="day"}', "responses within SLA"),
+                    query('shop_cs_first_response_sla_share{window="day"}', "first responses"),
+                ],
+                "percentunit",
+                12,
+                0,
+            )
+        )
+        .with_panel(
+            series(
+                "Waiting now",
+                [
+                    query("shop_cs_waiting_customers", "customers waiting"),
+                    query("shop_cs_longest_wait_seconds", "longest wait (s)"),
+                ],
+                "none",
+                0,
+                8,
+            )
+        )
+        .with_panel(
+            series(
+                "Agent concurrency (cap 5)",
+                [
+                    query("shop_cs_agent_concurrency_max", "most held by one agent"),
+                    query("shop_cs_agents_busy", "agents busy"),
+                    query("shop_cs_agents_over_cap", "agents over cap"),
+                ],
+                "none",
+                12,
+                8,
+            )
+        )
+        .with_panel(
+            series(
+                "Complaints and reviews",
+                [
+                    query('shop_complaints_opened{window="day"}', "complaints opened"),
+                    query('shop_complaint_handling_avg_seconds{window="day"}', "avg handling (s)"),
+                    query('shop_cs_conversations{window="day"}', "conversations"),
+                ],
+                "none",
+                0,
+                16,
+            )
+        )
+        .with_panel(
+            series(
+                "Satisfaction and good reviews",
+                [
+                    query('shop_complaint_satisfaction{window="day"}', "complaint satisfaction"),
+                    query('shop_good_review_rate{window="day"}', "good-review rate"),
+                ],
+                "percentunit",
+                12,
+                16,
+            )
+        )
+    )
+
+
+def pipeline() -> d.Dashboard:
+    """Pipeline operations."""
+    return (
+        _base("shop-pipeline", "Pipeline operations")
+        .with_panel(
+            series(
+                "Events in per topic (per second)",
+                [
+                    query("sum by (topic) (rate(shop_events_consumed_total[1m]))", "{{topic}}"),
+                ],
+                "ops",
+                0,
+                0,
+            )
+        )
+        .with_panel(
+            series(
+                "Rejected events per reason",
+                [
+                    query(
+                        "sum by (reason) (increase(shop_events_rejected_total[5m]))", "{{reason}}"
+                    ),
+                ],
+                "none",
+                12,
+                0,
+            )
+        )
+        .with_panel(
+            series(
+                "Consumer lag per partition",
+                [
+                    query("shop_worker_consumer_lag", "{{topic}}/{{partition}}"),
+                ],
+                "none",
+                0,
+                8,
+            )
+        )
+        .with_panel(
+            series(
+                "Watermark delay per partition",
+                [
+                    query("shop_watermark_delay_seconds", "{{topic}}/{{partition}}"),
+                ],
+                "s",
+                12,
+                8,
+            )
+        )
+        .with_panel(
+            series(
+                "Batch size and apply latency (p90)",
+                [
+                    query(
+                        "histogram_quantile(0.9, sum by (le) "
+                        "(rate(shop_worker_batch_records_bucket[5m])))",
+                        "batch records p90",
+                    ),
+                    query(
+                        "histogram_quantile(0.9, sum by (le) "
+                        "(rate(shop_worker_apply_seconds_bucket[5m])))",
+                        "apply seconds p90",
+                    ),
+                ],
+                "none",
+                0,
+                16,
+            )
+        )
+        .with_panel(
+            series(
+                "Late events, last apply, exporter scrape",
+                [
+                    query("sum(increase(shop_late_events_total[5m]))", "late events (5 min)"),
+                    query(
+                        "time() - max(shop_last_apply_timestamp_seconds)",
+                        "seconds since last apply",
+                    ),
+                    query("shop_exporter_scrape_duration_seconds", "exporter scrape (s)"),
+                    query('up{job=~"kpi-.*"}', "up {{job}}"),
+                ],
+                "none",
+                12,
+                16,
+            )
+        )
+    )
+
+
+DASHBOARDS = {
+    WAR_ROOM_UID: war_room,
+    "shop-traffic": traffic,
+    "shop-sales": sales,
+    "shop-service": customer_service,
+    "shop-pipeline": pipeline,
+}
+
+
+def render(uid: str) -> str:
+    """The JSON of one dashboard, as committed."""
+    built = DASHBOARDS[uid]().build()
+    return (
+        json.dumps(
+            json.loads(JSONEncoder(sort_keys=True).encode(built)),
+            indent=2,
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
+
+
+def panel_queries(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(panel title, expr) of every query of every panel of a dashboard JSON."""
+    for panel in document.get("panels", []):
+        for target in panel.get("targets", []):
+            if "expr" in target:
+                yield panel.get("title", ""), target["expr"]
+
+
+def main() -> int:
+    """Write every dashboard's JSON."""
+    JSON_DIR.mkdir(exist_ok=True)
+    for uid in DASHBOARDS:
+        (JSON_DIR / f"{uid}.json").write_text(render(uid), encoding="utf-8")
+        print(f"wrote {JSON_DIR / f'{uid}.json'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
