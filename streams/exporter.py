@@ -608,8 +608,8 @@ class _Ops:
         late = CounterMetricFamily(
             "shop_late_events", "Accepted events older than the watermark.", labels=["topic"]
         )
-        for topic, n in sorted(self.late.items()):
-            late.add_metric([topic], n)
+        for topic in sorted(set(self.consumed) | set(self.late)):
+            late.add_metric([topic], self.late.get(topic, 0))
         rejected = CounterMetricFamily(
             "shop_events_rejected", "Events refused, per reason.", labels=["topic", "reason"]
         )
