@@ -79,6 +79,19 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--into", type=Path, help="move the blocks into this Prometheus data folder"
     )
+    boards = sub.add_parser("dashboards", help="Grafana dashboards")
+    boards_sub = boards.add_subparsers(dest="action", required=True)
+    push = boards_sub.add_parser(
+        "push",
+        help="create the folder and datasource and upload every dashboard to Grafana",
+        description="Upload to KPI_GRAFANA_URL with the API token in KPI_GRAFANA_TOKEN "
+        "(a service-account token with the Editor role, or Admin for the datasource).",
+    )
+    push.add_argument(
+        "--prometheus-url",
+        default=None,
+        help="Prometheus URL as Grafana sees it (default: KPI_PROMETHEUS_URL)",
+    )
     docs = sub.add_parser("docs", help="regenerate docs/events.md and docs/metrics.md")
     docs.add_argument("--check", action="store_true", help="fail if the committed docs differ")
     docs.add_argument("--dir", default="docs", help="docs folder (default: docs)")
@@ -118,6 +131,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streams.replay.backfill_command import run_backfill
 
         return run_backfill(settings, args)
+    if args.command == "dashboards":
+        from grafana_client.client import GrafanaException
+
+        from dashboards.push import push as push_dashboards
+
+        try:
+            report = push_dashboards(
+                settings.grafana_url,
+                settings.grafana_token,
+                args.prometheus_url or settings.prometheus_url,
+            )
+        except (GrafanaException, OSError) as exc:
+            print(f"kpi dashboards push: {settings.grafana_url}: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"folder {'created' if report.folder_created else 'kept'}, "
+            f"datasource {report.datasource}, dashboards: {', '.join(report.dashboards)}"
+        )
+        return 0
     if args.command == "docs":
         from streams.docgen import write_or_check
 

@@ -78,6 +78,8 @@ class Settings:
     exporter_port: int = 19100
     worker_metrics_port: int = 19101
     prometheus_url: str = "http://127.0.0.1:19090"
+    grafana_url: str = "http://127.0.0.1:3000"
+    grafana_token: str = dataclasses.field(default="", repr=False)  # a secret: never printed
     kafka_session_timeout_seconds: float = 10.0
     log_level: str = "INFO"
 
