@@ -159,6 +159,7 @@ start_prometheus() {
   mkdir -p "$dir/data"
   sed -e "s/@SCRAPE_INTERVAL@/$SCRAPE_INTERVAL/g" -e "s/@EXPORTER_PORT@/$EXPORTER_PORT/g" \
       -e "s/@PROMETHEUS_PORT@/$PROMETHEUS_PORT/g" -e "s/@WORKER_PORT@/$WORKER_PORT/g" \
+      -e "s|@RULES_FILE@|$here/prometheus/alerts.yml|g" \
       "$here/prometheus/prometheus.local.yml.in" > "$dir/prometheus.yml"
   promtool check config "$dir/prometheus.yml" >/dev/null || die "invalid Prometheus config $dir/prometheus.yml"
   log "starting prometheus on 127.0.0.1:$PROMETHEUS_PORT (scraping 127.0.0.1:$EXPORTER_PORT every $SCRAPE_INTERVAL)"
