@@ -199,11 +199,19 @@ tail is therefore approximate.
 | `shop_exporter_redis_up` | | 1 if Redis answered the scrape, else 0 (and no KPI series) |
 | `shop_exporter_scrape_duration_seconds` | | time the scrape spent reading Redis |
 
+## The worker's own metrics
+
+Served by each `kpi worker` on `KPI_WORKER_METRICS_PORT` (job `kpi-worker`):
+
+| metric | labels | meaning |
+|---|---|---|
+| `shop_worker_batch_records` | topic | histogram of records per partition batch |
+| `shop_worker_apply_seconds` | topic | histogram of the time to decode, aggregate and apply one partition batch |
+| `shop_worker_consumer_lag` | topic, partition | records in Kafka not yet processed (high water − next offset), updated after each batch |
+
 ## Not yet exported
 
 The appraisal scorecard (its targets file, weights and person-entered items).
-Consumer lag, batch size and apply latency belong to the worker's own
-metrics.
 """
 
 
