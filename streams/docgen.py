@@ -185,6 +185,18 @@ tail is therefore approximate.
 | `shop_cs_agents_over_cap` | | agents holding more than `KPI_AGENT_CAP` (5) conversations |
 | `shop_cs_agent_concurrency_max` | | most conversations one agent holds |
 
+## Appraisal scorecard (绩效考核)
+
+| metric | labels | meaning |
+|---|---|---|
+| `shop_scorecard_score` | period (day, week, month), item | score of one item for the period so far; no sample when the item has no data (it then counts 0) |
+| `shop_scorecard_total` | period | total out of 100 |
+| `shop_scorecard_points` | item | what the item is worth |
+
+Targets and the two person-entered items come from the TOML file in
+`KPI_SCORECARD_FILE` (see `ops/scorecard.example.toml`); order growth compares
+the period so far with the complete previous period.
+
 ## Operations
 
 | metric | labels | meaning |

@@ -56,6 +56,10 @@ from streams.keys import (
     KeyLayout,
     Shard,
 )
+from streams.scorecard import ITEMS as SCORE_ITEMS
+from streams.scorecard import PERIODS, Targets
+from streams.scorecard import score as score_card
+from streams.scorecard import total as score_total
 from streams.timebuckets import Bucket, BucketClock, Granularity
 
 log = logging.getLogger(__name__)
@@ -144,6 +148,7 @@ class KpiCollector(Collector):
         exit_min_views: int = 20,
         agent_cap: int = 5,
         gmv_targets: Mapping[Granularity, float] | None = None,
+        scorecard: Mapping[str, Targets] | None = None,
         now_s: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
@@ -155,6 +160,7 @@ class KpiCollector(Collector):
         self.exit_min_views = exit_min_views
         self.agent_cap = agent_cap
         self.gmv_targets = {g: t for g, t in (gmv_targets or {}).items() if t > 0}
+        self.scorecard = dict(scorecard or {period: Targets() for period in PERIODS})
         self.now_s = now_s
         self.only_windows: frozenset[str] | None = None
         """Backfill sets this: only these windows, and only the window-bound KPI families."""
@@ -456,6 +462,7 @@ class _Scrape:
                 if done is not None:
                     completion.add_metric([window], done)
         families += [completion, target_f]
+        families += self._scorecard_families(figures)
         repeat = GaugeMetricFamily(
             "shop_repeat_buyers",
             "复购: buyers by paid orders in the window (6 = 6 or more).",
@@ -482,6 +489,30 @@ class _Scrape:
                 hist.add_metric([name], buckets, gsum_value=f.c(f"{stored}_ms") / 1000)
             families.append(hist)
         return families
+
+    def _scorecard_families(self, figures: Mapping[str, WindowFigures]) -> list[Metric]:
+        item_score = GaugeMetricFamily(
+            "shop_scorecard_score",
+            "绩效考核: score of one item (no sample: no data, counts 0).",
+            labels=["period", "item"],
+        )
+        total_f = GaugeMetricFamily(
+            "shop_scorecard_total", "绩效考核: total score out of 100.", labels=["period"]
+        )
+        points = GaugeMetricFamily(
+            "shop_scorecard_points", "Points an item is worth.", labels=["item"]
+        )
+        for item, worth, _ in SCORE_ITEMS:
+            points.add_metric([item], worth)
+        for period, previous in GROWTH.items():
+            if period not in figures or previous not in figures:
+                continue
+            lines = score_card(figures[period], figures[previous], self.c.scorecard[period])
+            for line in lines:
+                if line.score is not None:
+                    item_score.add_metric([period, line.item], line.score)
+            total_f.add_metric([period], score_total(lines))
+        return [item_score, total_f, points]
 
     def _ranking_families(
         self,

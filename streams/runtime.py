@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import redis
 import redis.asyncio as aioredis
 
@@ -10,6 +12,7 @@ from streams.events import DecodeLimits, TopicKind
 from streams.exporter import KpiCollector, Labels
 from streams.keys import KeyLayout
 from streams.pipeline import BatchProcessor, DeadLetters
+from streams.scorecard import load as load_scorecard
 from streams.settings import Settings, topic_kinds
 from streams.sink import RedisSink
 from streams.timebuckets import BucketClock, Granularity
@@ -88,6 +91,9 @@ def kpi_collector(settings: Settings, client: redis.Redis | None = None) -> KpiC
         top_n=settings.top_n,
         exit_min_views=settings.exit_min_views,
         agent_cap=settings.agent_cap,
+        scorecard=load_scorecard(
+            Path(settings.scorecard_file) if settings.scorecard_file else None
+        ),
         gmv_targets={
             Granularity.DAY: settings.gmv_target_day,
             Granularity.WEEK: settings.gmv_target_week,

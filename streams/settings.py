@@ -68,6 +68,7 @@ class Settings:
     gmv_target_day: float = 0.0
     gmv_target_week: float = 0.0
     gmv_target_month: float = 0.0
+    scorecard_file: str = ""
     top_n: int = 20
     minute_retention_seconds: int = 2 * 86_400
     hour_retention_seconds: int = 8 * 86_400
