@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="Prometheus URL as Grafana sees it (default: KPI_PROMETHEUS_URL)",
     )
+    report = sub.add_parser("report", help="write the weekly operations review (Markdown, HTML)")
+    report.add_argument("--week", help="ISO week such as 2026-W47 (default: the last complete one)")
+    report.add_argument("--out", type=Path, default=Path("report"), help="output folder")
     docs = sub.add_parser("docs", help="regenerate docs/events.md and docs/metrics.md")
     docs.add_argument("--check", action="store_true", help="fail if the committed docs differ")
     docs.add_argument("--dir", default="docs", help="docs folder (default: docs)")
@@ -157,6 +160,22 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             f"folder {'created' if report.folder_created else 'kept'}, "
             f"datasource {report.datasource}, dashboards: {', '.join(report.dashboards)}"
         )
+        return 0
+    if args.command == "report":
+        import time
+
+        from streams.report import build, last_complete_week, snapshot, week_bounds, write
+        from streams.runtime import kpi_collector
+
+        week = args.week or last_complete_week(time.time(), settings.business_timezone)
+        try:
+            _, end = week_bounds(week, settings.business_timezone)
+        except ValueError as exc:
+            raise KpiError(f"--week {week!r}: expected YYYY-Www ({exc})") from exc
+        at = min(time.time(), end - 1)
+        data = build(snapshot(kpi_collector(settings), at), week, settings.channels)
+        for path in write(data, args.out):
+            print(path)
         return 0
     if args.command == "docs":
         from streams.docgen import write_or_check

@@ -107,3 +107,12 @@ def test_file_validation_names_period_and_key() -> None:
     ]:
         with pytest.raises(ScorecardError, match=message):
             parse(document)
+
+
+def test_the_example_file_is_valid() -> None:
+    from pathlib import Path
+
+    from streams.scorecard import load
+
+    targets = load(Path(__file__).resolve().parents[2] / "ops" / "scorecard.example.toml")
+    assert targets["week"].gmv_target == 300_000 and targets["week"].teamwork == 5
