@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -192,22 +193,13 @@ def build(snap: Snapshot, week: str, channels: tuple[str, ...]) -> dict[str, Any
     }
 
 
+_PERCENT = re.compile(r"\b(rate|conversion|ratio|share|within|change|per visitor|satisfaction)\b")
+
+
 def _fmt(value: float | None, title: str = "") -> str:
     if value is None:
         return "no data"
-    if any(
-        w in title
-        for w in (
-            "rate",
-            "conversion",
-            "ratio",
-            "share",
-            "within",
-            "change",
-            "per visitor",
-            "satisfaction",
-        )
-    ):
+    if _PERCENT.search(title):
         return f"{value:.1%}"
     if float(value).is_integer():
         return f"{value:,.0f}"
