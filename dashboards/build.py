@@ -451,6 +451,43 @@ def sales() -> d.Dashboard:
             )
         )
         .with_panel(
+            top_table(
+                "Scorecard this week (score per item)",
+                'shop_scorecard_score{period="week"}',
+                "none",
+                0,
+                32,
+                w=12,
+                h=10,
+            )
+        )
+        .with_panel(
+            big_stat(
+                "Score this week (of 100)",
+                'shop_scorecard_total{period="week"}',
+                "none",
+                12,
+                32,
+                w=6,
+                h=5,
+                steps=((None, "red"), (60, "orange"), (80, "green")),
+                decimals=1,
+            )
+        )
+        .with_panel(
+            big_stat(
+                "Score this month (of 100)",
+                'shop_scorecard_total{period="month"}',
+                "none",
+                18,
+                32,
+                w=6,
+                h=5,
+                steps=((None, "red"), (60, "orange"), (80, "green")),
+                decimals=1,
+            )
+        )
+        .with_panel(
             series(
                 "ROI, UV cost, ad arrival rate",
                 [
