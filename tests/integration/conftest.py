@@ -94,6 +94,32 @@ def stack(
         subprocess.run([str(STACK), "down"], env=env, check=False, timeout=120)
 
 
+def kpi_env(stack: Stack, **settings: str) -> dict[str, str]:
+    """Environment of a ``kpi`` subprocess on the test stack, with a Redis prefix of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    env.update(
+        KPI_REDIS_URL=stack.redis_url,
+        KPI_REDIS_PREFIX=f"k{uuid.uuid4().hex[:8]}",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(settings)
+    return env
+
+
+def run_kpi(env: dict[str, str], *args: str, timeout_s: float = 900) -> str:
+    """Run ``kpi ARGS`` to completion; fails the test on a non-zero exit; returns stderr."""
+    result = subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stderr
+
+
 @dataclass
 class Service:
     name: str

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from loadtest.generator import generate, write_file
-from tests.integration.conftest import ROOT, Stack
+from tests.integration.conftest import Stack, kpi_env, run_kpi
 
 pytestmark = pytest.mark.integration
 
@@ -28,25 +24,10 @@ def test_two_backfilled_days_come_back_per_minute_from_promql(
     generated = generate(30_000, start * 1000, end - start, seed=3)
     log = tmp_path / "clickstream.jsonl"
     write_file(generated.messages, log)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
-    env.update(
-        KPI_REDIS_URL=stack.redis_url,
-        KPI_REDIS_PREFIX=f"b{uuid.uuid4().hex[:8]}",
-        KPI_MINUTE_RETENTION_SECONDS=str(4 * 86_400),
-        PYTHONPATH=str(ROOT),
-    )
+    env = kpi_env(stack, KPI_MINUTE_RETENTION_SECONDS=str(4 * 86_400))
 
     def kpi(*args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "streams", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result.stderr
+        return run_kpi(env, *args)
 
     kpi("replay", str(log))
     iso = lambda t: datetime.fromtimestamp(t, UTC).isoformat()  # noqa: E731

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +19,7 @@ import pytest
 from dashboards.build import DASHBOARDS, JSON_DIR, panel_queries
 from loadtest.shop import flush_events, generate_shop
 from streams.promql import PromQLError
-from tests.integration.conftest import ROOT, Pipeline
+from tests.integration.conftest import Pipeline, kpi_env, run_kpi
 from tests.integration.kpi_compare import MINUTE_MS
 
 pytestmark = pytest.mark.integration
@@ -39,13 +35,7 @@ def backfill_last_week(pipeline: Pipeline, folder: Path, now_ms: int) -> None:
     )
     for kind, messages in past.messages.items():
         (folder / f"{kind}.jsonl").write_bytes(b"\n".join(v for _, v in messages) + b"\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
-    env.update(
-        KPI_REDIS_URL=pipeline.stack.redis_url,
-        KPI_REDIS_PREFIX=f"w{uuid.uuid4().hex[:8]}",
-        KPI_MINUTE_RETENTION_SECONDS=str(9 * 86_400),
-        PYTHONPATH=str(ROOT),
-    )
+    env = kpi_env(pipeline.stack, KPI_MINUTE_RETENTION_SECONDS=str(9 * 86_400))
     start_s = (now_ms - WEEK_MS) // 1000 - 30 * 60
 
     def iso(seconds: int) -> str:
@@ -70,15 +60,7 @@ def backfill_last_week(pipeline: Pipeline, folder: Path, now_ms: int) -> None:
             str(data),
         ],
     ):
-        result = subprocess.run(
-            [sys.executable, "-m", "streams", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
+        run_kpi(env, *args, timeout_s=600)
     pipeline.stack.run_stack("down", "prometheus")
     pipeline.stack.run_stack("up", "prometheus")
 

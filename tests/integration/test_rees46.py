@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.runtime import kpi_collector
 from streams.settings import Settings
-from tests.integration.conftest import ROOT, Stack
+from tests.integration.conftest import Stack, kpi_env, run_kpi
 from tests.integration.kpi_compare import start_of
 
 pytestmark = pytest.mark.integration
@@ -47,22 +43,9 @@ def test_rees46_csv_yields_the_hand_computed_kpis(stack: Stack, tmp_path: Path) 
     ]
     csv = tmp_path / "2019-Oct.csv"
     csv.write_text("\n".join([HEADER, *rows]) + "\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
-    env.update(
-        KPI_REDIS_URL=stack.redis_url,
-        KPI_REDIS_PREFIX=f"x{uuid.uuid4().hex[:8]}",
-        PYTHONPATH=str(ROOT),
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "streams", "replay", "--rees46", str(csv)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert f"{csv}:13: malformed_json" in result.stderr
+    env = kpi_env(stack)
+    stderr = run_kpi(env, "replay", "--rees46", str(csv), timeout_s=300)
+    assert f"{csv}:13: malformed_json" in stderr
 
     settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("KPI_")})
     registry = CollectorRegistry()

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import gzip
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from loadtest.shop import ShopTruth, flush_events, generate_shop
 from streams.runtime import kpi_collector
 from streams.settings import Settings
-from tests.integration.conftest import ROOT, Stack
+from tests.integration.conftest import Stack, kpi_env
 from tests.integration.kpi_compare import MINUTE_MS, TARGETS, compare_kpis, series_of
 
 pytestmark = pytest.mark.integration
@@ -61,14 +59,11 @@ def event_log(tmp_path_factory: pytest.TempPathFactory) -> Log:
 
 @pytest.fixture
 def replay_env(stack: Stack) -> Iterator[dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
-    env.update(
-        KPI_REDIS_URL=stack.redis_url,
-        KPI_REDIS_PREFIX=f"r{uuid.uuid4().hex[:8]}",
+    env = kpi_env(
+        stack,
         KPI_GMV_TARGET_DAY=str(TARGETS["d"]),
         KPI_GMV_TARGET_WEEK=str(TARGETS["w"]),
         KPI_GMV_TARGET_MONTH=str(TARGETS["M"]),
-        PYTHONPATH=str(ROOT),
     )
     yield env
 

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from loadtest.shop import flush_events, generate_shop
-from tests.integration.conftest import ROOT, Stack
+from tests.integration.conftest import ROOT, Stack, kpi_env, run_kpi
 from tests.integration.kpi_compare import MINUTE_MS
 
 pytestmark = pytest.mark.integration
@@ -43,27 +39,13 @@ def test_weekly_report_of_a_replayed_week_matches_the_truth(stack: Stack, tmp_pa
             [v for _, _, v in flush] if kind == "clickstream" else []
         )
         (logs / f"{kind}.jsonl").write_bytes(b"\n".join(values) + b"\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
-    env.update(
-        KPI_REDIS_URL=stack.redis_url,
-        KPI_REDIS_PREFIX=f"w{uuid.uuid4().hex[:8]}",
-        KPI_SCORECARD_FILE=str(ROOT / "ops" / "scorecard.example.toml"),
-        PYTHONPATH=str(ROOT),
-    )
+    env = kpi_env(stack, KPI_SCORECARD_FILE=str(ROOT / "ops" / "scorecard.example.toml"))
     year, week, _ = monday.isocalendar()
     for args in (
         ["replay", str(logs)],
         ["report", "--week", f"{year}-W{week:02d}", "--out", str(tmp_path / "out")],
     ):
-        result = subprocess.run(
-            [sys.executable, "-m", "streams", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
+        run_kpi(env, *args)
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     html = (tmp_path / "out" / "report.html").read_text()
     assert "<svg" in html and "Weekly operations review" in html
