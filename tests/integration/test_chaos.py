@@ -1,0 +1,125 @@
+"""Faults under generated load: a Kafka restart, a Redis restart, a rebalance to two workers.
+
+Afterwards every page view is counted exactly once (per channel, against the
+generator's ground truth, read back through PromQL), and the time from the
+fault to renewed progress is measured.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from loadtest.generator import KNOWN_CHANNELS, Generated, Produced, generate
+from tests.integration.conftest import Pipeline
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+EVENTS = 60_000
+
+
+def traffic() -> Generated:
+    now_ms = int(time.time() * 1000)
+    first_day = datetime.fromtimestamp(now_ms / 1000 - 600, ZoneInfo("Asia/Shanghai")).date()
+    if first_day != datetime.fromtimestamp(now_ms / 1000, ZoneInfo("Asia/Shanghai")).date():
+        pytest.fail("generated traffic crosses the business-day boundary; rerun after 00:10 CST")
+    return generate(EVENTS, now_ms - 10 * 60_000, 10 * 60, seed=13, bad_ratio=0.005)
+
+
+def applied(pipeline: Pipeline) -> int:
+    return sum(o + 1 for o in pipeline.applied_offsets().values())
+
+
+def run_with_fault(
+    pipeline: Pipeline,
+    fault: Callable[[], None],
+    name: str,
+    measure: Callable[[str, str], None],
+) -> None:
+    generated = traffic()
+    total = len(generated.messages)
+    pipeline.create_topics()
+    pipeline.start("exporter")
+    pipeline.start("worker").wait_log("Worker ready")
+    produced: list[Produced] = []
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            produced.append(pipeline.produce(generated.messages, 3000, 0.5))
+        except BaseException as exc:
+            errors.append(exc)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    deadline = time.monotonic() + 120
+    while applied(pipeline) < total // 4:
+        assert time.monotonic() < deadline, "no progress before the fault"
+        time.sleep(0.05)
+    before = applied(pipeline)
+    started = time.monotonic()
+    fault()
+    while applied(pipeline) <= before:
+        assert time.monotonic() - started < 240, "no progress after the fault"
+        time.sleep(0.05)
+    recovery = time.monotonic() - started
+    producer.join(timeout=300)
+    assert not errors and produced, f"producer failed: {errors}"
+    pipeline.wait_applied(produced[0].last_offsets, timeout_s=300)
+    scraped_at = pipeline.wait_scraped(produced[0].last_offsets)
+    prom = pipeline.stack.prometheus()
+    day = int(
+        datetime.fromtimestamp(scraped_at, ZoneInfo("Asia/Shanghai"))
+        .replace(hour=0, minute=0, second=0, microsecond=0)
+        .timestamp()
+    )
+    pv = {
+        s.labels["channel"]: s.value for s in prom.query('shop_page_views_by_channel{window="day"}')
+    }
+    expected = {c: float(generated.truth.pv("d", day, c)) for c in KNOWN_CHANNELS}
+    consumed = prom.query(f'sum(shop_events_consumed_total{{topic="{pipeline.topic}"}})')
+    counted = sum(pv.values())
+    measure(
+        f"chaos {name}: produced / counted / duplicates / recovery s",
+        f"{sum(expected.values()):,.0f} / {counted:,.0f} / "
+        f"{consumed[0].value - total:+,.0f} / {recovery:.1f}",
+    )
+    assert pv == expected
+    assert consumed[0].value == total
+
+
+def test_kafka_broker_restart(pipeline: Pipeline, measure: Callable[[str, str], None]) -> None:
+    def restart() -> None:
+        pipeline.stack.run_stack("down", "kafka")
+        pipeline.stack.run_stack("up", "kafka")
+
+    run_with_fault(pipeline, restart, "Kafka restart", measure)
+
+
+def test_redis_restart_with_append_only_file(
+    pipeline: Pipeline, measure: Callable[[str, str], None]
+) -> None:
+    def restart() -> None:
+        pipeline.stack.run_stack("down", "redis")
+        time.sleep(2)  # the worker keeps retrying meanwhile
+        pipeline.stack.run_stack("up", "redis")
+
+    run_with_fault(pipeline, restart, "Redis restart", measure)
+
+
+def test_second_worker_forces_a_rebalance(
+    pipeline: Pipeline, measure: Callable[[str, str], None]
+) -> None:
+    def join() -> None:
+        env = dict(pipeline.env)
+        pipeline.env["KPI_WORKER_METRICS_PORT"] = "0"
+        pipeline.start("worker")
+        pipeline.env.clear()
+        pipeline.env.update(env)
+
+    run_with_fault(pipeline, join, "rebalance to two workers", measure)
