@@ -118,6 +118,12 @@ class BatchProcessor:
                 stored = await self._retrying(self.sink.load, shard)
             applied = stored.applied_offset
             fresh = [r for r in records if applied is None or r.offset > applied]
+            if applied is not None and fresh and fresh[0].offset > applied + 1:
+                log.error(
+                    "shard %s: offsets %d..%d were acknowledged but are not in Redis (did Redis "
+                    "lose writes?); replay that range with `kpi replay --kafka-topic`",
+                    shard.id, applied + 1, fresh[0].offset - 1,
+                )
             if len(fresh) < len(records):
                 log.info(
                     "shard %s: skipping %d record(s) already applied (offsets <= %s)",

@@ -15,7 +15,7 @@ from tests.integration.conftest import Pipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
-KILLS = 2
+KILLS = 3
 
 
 def test_sigkill_mid_stream_loses_and_duplicates_nothing(
@@ -76,6 +76,10 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
         if "already applied" in line
     )
     measure("sigkill: redelivered records skipped by the offset guard", f"{skipped:,}")
+    gaps = [
+        s.name for s in pipeline.services if "not in Redis" in s.log.read_text(errors="replace")
+    ]
+    assert gaps == [], "a worker reported acknowledged offsets missing from Redis"
     pv = {
         s.labels["channel"]: s.value for s in prom.query('shop_page_views_by_channel{window="day"}')
     }
