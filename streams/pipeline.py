@@ -122,7 +122,9 @@ class BatchProcessor:
                 log.error(
                     "shard %s: offsets %d..%d were acknowledged but are not in Redis (did Redis "
                     "lose writes?); replay that range with `kpi replay --kafka-topic`",
-                    shard.id, applied + 1, fresh[0].offset - 1,
+                    shard.id,
+                    applied + 1,
+                    fresh[0].offset - 1,
                 )
             if len(fresh) < len(records):
                 log.info(
