@@ -97,6 +97,7 @@ def create_app(settings: Settings) -> faust.App:
             state["metrics"] = WorkerMetrics.serve(
                 settings.exporter_host, settings.worker_metrics_port
             )
+            state["processor"].on_health = state["metrics"].set_healthy
         processor: BatchProcessor = state["processor"]
         metrics: WorkerMetrics = state["metrics"]
         async for events in stream.take_events(

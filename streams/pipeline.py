@@ -89,8 +89,10 @@ class BatchProcessor:
         clock_ms: Callable[[], int] = wall_clock_ms,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 5.0,
+        on_health: Callable[[bool], None] | None = None,
     ) -> None:
         self.limits = limits
+        self.on_health = on_health
         self.aggregator = aggregator
         self.sink = sink
         self.dead_letters = dead_letters
@@ -164,10 +166,20 @@ class BatchProcessor:
 
     async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
         delay = self.retry_initial_s
+        failing = False
         while True:
             try:
-                return await call(*args)
+                result = await call(*args)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
+                if not failing and self.on_health is not None:
+                    self.on_health(False)
+                failing = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
+            else:
+                if failing:
+                    log.info("redis is back")
+                    if self.on_health is not None:
+                        self.on_health(True)
+                return result

@@ -39,6 +39,12 @@ class WorkerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.healthy = Gauge(
+            "shop_worker_healthy",
+            "1 while the worker can apply batches; 0 while it retries an unreachable Redis.",
+            registry=registry,
+        )
+        self.healthy.set(1)
         self.lag = Gauge(
             "shop_worker_consumer_lag",
             "Records in Kafka not yet processed (high water - next).",
@@ -54,6 +60,10 @@ class WorkerMetrics:
         start_http_server(port, addr=host, registry=registry)
         log.info("worker metrics on http://%s:%d/metrics", host, port)
         return metrics
+
+    def set_healthy(self, healthy: bool) -> None:
+        """Called by the processor when Redis goes away and comes back."""
+        self.healthy.set(1 if healthy else 0)
 
     def observe_batch(self, shard: Shard, records: int, seconds: float) -> None:
         """One partition batch was applied."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -104,12 +105,27 @@ def test_kafka_broker_restart(pipeline: Pipeline, measure: Callable[[str, str], 
 def test_redis_restart_with_append_only_file(
     pipeline: Pipeline, measure: Callable[[str, str], None]
 ) -> None:
+    port = pipeline.env["KPI_WORKER_METRICS_PORT"]
+    health: list[str] = []
+
+    def worker_healthy() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            for line in reply.read().decode().splitlines():
+                if line.startswith("shop_worker_healthy "):
+                    return line.split()[1]
+        return "missing"
+
     def restart() -> None:
         pipeline.stack.run_stack("down", "redis")
-        time.sleep(2)  # the worker keeps retrying meanwhile
+        deadline = time.monotonic() + 30
+        while worker_healthy() != "0.0":  # the worker notices and keeps retrying
+            assert time.monotonic() < deadline, "the worker never reported itself unhealthy"
+            time.sleep(0.2)
+        health.append("unhealthy while Redis was down")
         pipeline.stack.run_stack("up", "redis")
 
     run_with_fault(pipeline, restart, "Redis restart", measure)
+    assert health and worker_healthy() == "1.0"
 
 
 def test_second_worker_forces_a_rebalance(
