@@ -214,14 +214,21 @@ def run_worker(settings: Settings) -> int:
 
 def run_exporter(settings: Settings) -> int:
     """Serve /metrics until SIGTERM or Ctrl-C."""
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
+    from streams.http_metrics import serve
     from streams.runtime import kpi_collector
 
     registry = CollectorRegistry()
     registry.register(kpi_collector(settings))
-    server, thread = start_http_server(
-        settings.exporter_port, addr=settings.exporter_host, registry=registry
+    server, thread = serve(
+        registry,
+        settings.exporter_host,
+        settings.exporter_port,
+        tls_cert=settings.exporter_tls_cert,
+        tls_key=settings.exporter_tls_key,
+        user=settings.exporter_basic_auth_user,
+        password=settings.exporter_basic_auth_password,
     )
     log.info(
         "exporter serving http://%s:%d/metrics", settings.exporter_host, settings.exporter_port

@@ -16,6 +16,8 @@ from typing import Any
 from streams.errors import SettingsError
 
 ENV_PREFIX = "KPI_"
+FILE_SUFFIX = "_FILE"
+"""``KPI_X_FILE=/run/secrets/x`` reads setting ``KPI_X`` from that file (for secrets)."""
 
 DEFAULT_CHANNELS = ("search", "ads", "social", "direct", "email", "affiliate", "other")
 DEFAULT_DEVICES = ("app", "mobile_web", "pc", "other")
@@ -77,6 +79,10 @@ class Settings:
     month_retention_seconds: int = 800 * 86_400
     exporter_host: str = "127.0.0.1"
     exporter_port: int = 19100
+    exporter_tls_cert: str = ""
+    exporter_tls_key: str = ""
+    exporter_basic_auth_user: str = ""
+    exporter_basic_auth_password: str = dataclasses.field(default="", repr=False)
     worker_metrics_port: int = 19101
     prometheus_url: str = "http://127.0.0.1:19090"
     grafana_url: str = "http://127.0.0.1:3000"
@@ -112,14 +118,26 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build settings from ``environ``; unknown ``KPI_*`` names are an error (typos)."""
         known = {env_name(f.name): f for f in fields(cls)}
-        stray = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+        stray = sorted(
+            k
+            for k in environ
+            if k.startswith(ENV_PREFIX)
+            and k not in known
+            and k.removesuffix(FILE_SUFFIX) not in known
+        )
         stray = [k for k in stray if k not in STACK_ONLY_VARIABLES]
         if stray:
             raise SettingsError(f"unknown setting(s): {', '.join(stray)}; see `kpi --help`")
         values: dict[str, Any] = {}
         for name, field in known.items():
-            if name in environ:
-                values[field.name] = _parse(name, environ[name], field.default)
+            raw = environ.get(name)
+            path = environ.get(name + FILE_SUFFIX)
+            if raw is not None and path is not None:
+                raise SettingsError(f"set {name} or {name}{FILE_SUFFIX}, not both")
+            if path is not None:
+                raw = _read_secret(name + FILE_SUFFIX, path)
+            if raw is not None:
+                values[field.name] = _parse(name, raw, field.default)
         # The local stack's port variables also point the service at that stack.
         for port_var, field_name, template in _PORT_DERIVED:
             if port_var in environ and field_name not in values:
@@ -167,6 +185,14 @@ def describe() -> str:
         shown = ",".join(default) if isinstance(default, tuple) else str(default)
         lines.append(f"  {env_name(f.name):<32} {shown}")
     return "\n".join(lines)
+
+
+def _read_secret(name: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().rstrip("\r\n")
+    except OSError as exc:
+        raise SettingsError(f"{name}={path!r}: cannot read the file ({exc.strerror})") from exc
 
 
 def _parse(name: str, raw: str, default: object) -> object:

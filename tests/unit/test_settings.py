@@ -42,3 +42,15 @@ def test_stack_ports_point_the_service_at_the_stack() -> None:
     assert settings.kafka_bootstrap == "127.0.0.1:9999"
     explicit = Settings.from_env({"KPI_REDIS_PORT": "6400", "KPI_REDIS_URL": "redis://r:1/2"})
     assert explicit.redis_url == "redis://r:1/2"
+
+
+def test_secrets_can_come_from_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    secret = tmp_path / "token"
+    secret.write_text("glsa_secret\n")
+    settings = Settings.from_env({"KPI_GRAFANA_TOKEN_FILE": str(secret)})
+    assert settings.grafana_token == "glsa_secret"
+    assert "glsa_secret" not in repr(settings)
+    with pytest.raises(SettingsError, match="not both"):
+        Settings.from_env({"KPI_GRAFANA_TOKEN": "a", "KPI_GRAFANA_TOKEN_FILE": str(secret)})
+    with pytest.raises(SettingsError, match="cannot read the file"):
+        Settings.from_env({"KPI_REDIS_URL_FILE": str(tmp_path / "missing")})
