@@ -24,6 +24,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 KNOWN_CHANNELS = ("search", "ads", "social", "direct", "email", "affiliate", "other")
@@ -243,6 +244,7 @@ async def produce(
     pause_every: int = 0,
     pause_s: float = 0.0,
     partitions: list[int] | None = None,
+    client_kwargs: dict[str, Any] | None = None,
 ) -> Produced:
     """Send every message by its key (or to ``partitions[i]``), optionally paced."""
     from aiokafka import AIOKafkaProducer
@@ -252,6 +254,7 @@ async def produce(
         acks="all",
         linger_ms=20,
         max_batch_size=256 * 1024,
+        **(client_kwargs or {}),
     )
     await producer.start()
     started = time.perf_counter()

@@ -11,6 +11,8 @@
 #   KPI_STACK_DIR              data, logs and pid files      (default: <project>/.stack)
 #   KPI_KAFKA_PORT             broker port                   (default: 19092)
 #   KPI_KAFKA_CONTROLLER_PORT  KRaft controller port         (default: 19093)
+#   KPI_KAFKA_SASL_PORT        also listen with SASL/SCRAM-SHA-256 here (user KPI_KAFKA_SASL_USERNAME,
+#                              password KPI_KAFKA_SASL_PASSWORD; set when the data folder is new)
 #   KPI_REDIS_PORT             Redis port                    (default: 16379)
 #   KPI_PROMETHEUS_PORT        Prometheus port               (default: 19090)
 #   KPI_EXPORTER_PORT          exporter port Prometheus scrapes (default: 19100)
@@ -26,6 +28,9 @@ KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$her
 STACK_DIR="${KPI_STACK_DIR:-$project/.stack}"
 KAFKA_PORT="${KPI_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${KPI_KAFKA_CONTROLLER_PORT:-19093}"
+KAFKA_SASL_PORT="${KPI_KAFKA_SASL_PORT:-}"   # optional SASL_PLAINTEXT (SCRAM-SHA-256) listener
+KAFKA_SASL_USERNAME="${KPI_KAFKA_SASL_USERNAME:-kpi}"
+KAFKA_SASL_PASSWORD="${KPI_KAFKA_SASL_PASSWORD:-}"
 REDIS_PORT="${KPI_REDIS_PORT:-16379}"
 PROMETHEUS_PORT="${KPI_PROMETHEUS_PORT:-19090}"
 EXPORTER_PORT="${KPI_EXPORTER_PORT:-19100}"
@@ -97,15 +102,28 @@ start_kafka() {
   ensure_kafka_libs
   local dir="$STACK_DIR/kafka"
   mkdir -p "$dir/data"
+  local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT"
+  local advertised="PLAINTEXT://127.0.0.1:$KAFKA_PORT"
+  local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+  local scram=()
+  if [[ -n $KAFKA_SASL_PORT ]]; then
+    [[ -n $KAFKA_SASL_PASSWORD ]] || die "KPI_KAFKA_SASL_PORT needs KPI_KAFKA_SASL_PASSWORD"
+    listeners+=",SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT"
+    advertised+=",SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT"
+    protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
+    scram=(--add-scram "SCRAM-SHA-256=[name=$KAFKA_SASL_USERNAME,password=$KAFKA_SASL_PASSWORD]")
+  fi
   cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
+sasl.enabled.mechanisms=SCRAM-SHA-256
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$dir/data
 num.partitions=4
 offsets.topic.replication.factor=1
@@ -123,7 +141,8 @@ PROPS
     local cluster_id
     cluster_id="$(java -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
     java -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$dir/log4j2.yaml" kafka.tools.StorageTool \
-      format -t "$cluster_id" -c "$dir/server.properties" --ignore-formatted >"$dir/format.log" 2>&1 \
+      format -t "$cluster_id" -c "$dir/server.properties" --ignore-formatted "${scram[@]}" \
+      >"$dir/format.log" 2>&1 \
       || { cat "$dir/format.log" >&2; die "kafka storage format failed"; }
   fi
   log "starting kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
@@ -208,6 +227,6 @@ case $cmd in
     for s in kafka redis prometheus; do stop_service "$s"; done
     rm -rf "$STACK_DIR"; log "removed $STACK_DIR" ;;
   -h|--help|help)
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command $cmd (up, down, status, purge)" ;;
 esac

@@ -20,6 +20,7 @@ import faust
 import orjson
 
 from streams.events import Rejection
+from streams.kafka_auth import faust_credentials
 from streams.keys import Shard
 from streams.pipeline import BatchProcessor, Record
 from streams.runtime import async_redis, batch_processor
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_every=settings.batch_max_events,
         broker_commit_interval=1.0,
         producer_acks=-1,
+        broker_credentials=faust_credentials(settings),
     )
     inputs = app.topic(
         settings.clickstream_topic,

@@ -33,7 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="consume Kafka topics into Redis (Faust worker)")
     sub.add_parser("exporter", help="serve /metrics for Prometheus, read from Redis at scrape time")
-    sub.add_parser("create-topics", help="create the Kafka topics if they are missing")
+    topics = sub.add_parser("create-topics", help="create the Kafka topics if they are missing")
+    topics.add_argument(
+        "--wait", type=float, default=60.0, help="seconds to wait for Kafka to answer (default 60)"
+    )
     replay = sub.add_parser(
         "replay",
         help="replay event logs or a Kafka range into the same buckets (idempotent, resumable)",
@@ -131,7 +134,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "create-topics":
         from streams.topics import create_topics
 
-        created = asyncio.run(create_topics(settings))
+        created = asyncio.run(create_topics(settings, wait_s=args.wait))
         print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
         return 0
     if args.command == "replay":

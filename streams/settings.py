@@ -42,6 +42,11 @@ class Settings:
     """Everything configurable, with defaults that match ``ops/stack.sh``."""
 
     kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-256"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = dataclasses.field(default="", repr=False)
+    kafka_ssl_cafile: str = ""
     redis_url: str = "redis://127.0.0.1:16379/0"
     redis_prefix: str = "kpi"
     clickstream_topic: str = "clickstream"
@@ -109,6 +114,16 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{env_name(name)} must be positive, got {getattr(self, name)}")
+        protocols = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+        if self.kafka_security_protocol not in protocols:
+            raise SettingsError(
+                f"{env_name('kafka_security_protocol')} must be one of {', '.join(protocols)}"
+            )
+        mechanisms = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+        if self.kafka_sasl_mechanism not in mechanisms:
+            raise SettingsError(
+                f"{env_name('kafka_sasl_mechanism')} must be one of {', '.join(mechanisms)}"
+            )
         for name in ("channels", "page_types", "devices", "campaigns"):
             values = getattr(self, name)
             if "other" not in values:

@@ -8,6 +8,8 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
 
+from streams.errors import KpiError
+from streams.kafka_auth import client_kwargs
 from streams.settings import Settings, topic_kinds
 
 log = logging.getLogger(__name__)
@@ -15,15 +17,21 @@ log = logging.getLogger(__name__)
 
 async def create_topics(settings: Settings, wait_s: float = 60.0) -> list[str]:
     """Create the input and dead-letter topics if missing; returns those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **client_kwargs(settings)
+    )
     deadline = asyncio.get_running_loop().time() + wait_s
     while True:
         try:
             await admin.start()
             break
-        except KafkaConnectionError:
+        except KafkaConnectionError as exc:
             if asyncio.get_running_loop().time() > deadline:
-                raise
+                raise KpiError(
+                    f"cannot reach Kafka at {settings.kafka_bootstrap} within {wait_s:.0f}s "
+                    f"({exc}); check KPI_KAFKA_BOOTSTRAP, KPI_KAFKA_SECURITY_PROTOCOL and the "
+                    "SASL credentials"
+                ) from exc
             log.info("waiting for Kafka at %s", settings.kafka_bootstrap)
             await asyncio.sleep(1)
     try:

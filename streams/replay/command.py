@@ -11,6 +11,7 @@ from typing import TextIO
 
 from streams.errors import KpiError
 from streams.events import TopicKind
+from streams.kafka_auth import client_kwargs
 from streams.pipeline import BatchProcessor
 from streams.replay.kafka import KafkaRange, replay_kafka
 from streams.replay.runner import DryRun, ProgressBar, ReplayDeadLetters, ReplayReport, replay
@@ -75,7 +76,13 @@ async def _run(settings: Settings, args: argparse.Namespace) -> ReplayReport:
                 bar = ProgressBar(progress)
                 span = KafkaRange(args.kafka_topic, args.from_offset, start_ms)
                 await replay_kafka(
-                    settings.kafka_bootstrap, span, processor, report, progress, args.batch
+                    settings.kafka_bootstrap,
+                    span,
+                    processor,
+                    report,
+                    progress,
+                    args.batch,
+                    client_kwargs(settings),
                 )
                 bar.update(report.records, final=True)
             else:

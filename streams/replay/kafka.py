@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -35,6 +36,7 @@ async def replay_kafka(
     report: ReplayReport,
     progress: Progress | None = None,
     batch_size: int = 5_000,
+    client_kwargs: dict[str, Any] | None = None,
 ) -> ReplayReport:
     """Apply every record of the range, partition batch by partition batch."""
     consumer = AIOKafkaConsumer(
@@ -42,6 +44,7 @@ async def replay_kafka(
         enable_auto_commit=False,
         group_id=None,
         auto_offset_reset="earliest",
+        **(client_kwargs or {}),
     )
     started = time.perf_counter()
     await consumer.start()

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -26,6 +27,7 @@ from loadtest.generator import Produced, produce
 from streams.promql import PrometheusClient
 
 ROOT = Path(__file__).resolve().parents[2]
+SASL_PASSWORD = "kpi-test-secret"
 STACK = ROOT / "ops" / "stack.sh"
 
 
@@ -42,6 +44,7 @@ class Stack:
     redis_url: str
     prometheus_url: str
     exporter_port: int
+    kafka_sasl: str
     started_in_s: float
     logs: Path
 
@@ -62,7 +65,7 @@ def stack(
     base = tmp_path_factory.mktemp("stack")
     ports = {
         name: free_port()
-        for name in ("kafka", "controller", "redis", "prometheus", "exporter", "worker")
+        for name in ("kafka", "controller", "redis", "prometheus", "exporter", "worker", "sasl")
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
     env.update(
@@ -73,6 +76,9 @@ def stack(
         KPI_PROMETHEUS_PORT=str(ports["prometheus"]),
         KPI_EXPORTER_PORT=str(ports["exporter"]),
         KPI_WORKER_METRICS_PORT=str(ports["worker"]),
+        KPI_KAFKA_SASL_PORT=str(ports["sasl"]),
+        KPI_KAFKA_SASL_USERNAME="kpi",
+        KPI_KAFKA_SASL_PASSWORD=SASL_PASSWORD,
         KPI_SCRAPE_INTERVAL="1s",
     )
     started = time.perf_counter()
@@ -83,6 +89,7 @@ def stack(
         redis_url=f"redis://127.0.0.1:{ports['redis']}/0",
         prometheus_url=f"http://127.0.0.1:{ports['prometheus']}",
         exporter_port=ports["exporter"],
+        kafka_sasl=f"127.0.0.1:{ports['sasl']}",
         started_in_s=time.perf_counter() - started,
         logs=base / "logs",
     )
@@ -198,6 +205,7 @@ class Pipeline:
         pause_s: float = 0.0,
         kind: str = "clickstream",
         partitions: list[int] | None = None,
+        client_kwargs: dict[str, Any] | None = None,
     ) -> Produced:
         return asyncio.run(
             produce(
@@ -207,6 +215,7 @@ class Pipeline:
                 pause_every=pause_every,
                 pause_s=pause_s,
                 partitions=partitions,
+                client_kwargs=client_kwargs,
             )
         )
 
@@ -295,6 +304,9 @@ def pipeline(stack: Stack) -> Iterator[Pipeline]:
         "KPI_KAFKA_CONTROLLER_PORT",
         "KPI_REDIS_PORT",
         "KPI_PROMETHEUS_PORT",
+        "KPI_KAFKA_SASL_PORT",
+        "KPI_KAFKA_SASL_USERNAME",
+        "KPI_KAFKA_SASL_PASSWORD",
     ):
         env.pop(name, None)
     env.update(
