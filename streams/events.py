@@ -55,6 +55,7 @@ class RejectReason(enum.StrEnum):
     BAD_TIMESTAMP = "bad_timestamp"
     TOO_OLD = "too_old"
     TOO_FAR_IN_FUTURE = "too_far_in_future"
+    DUPLICATE_EVENT_ID = "duplicate_event_id"
 
 
 class Kind(enum.Enum):

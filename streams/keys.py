@@ -15,6 +15,8 @@ epoch seconds)::
     P:{S}:t:<name>               hash    running tallies: buyer_paid, repeat_lifetime, agent_open
     P:{S}:s:<table>              hash    state: session, conversation, complaint
     P:{S}:z:<name>               zset    live sets: waiting (conversation -> waiting since, ms)
+    P:{S}:seen:<hour>            set     event ids accepted with event time in that UTC hour
+                                         (duplicate detection; expire after the horizon)
 
 Bucket keys expire at bucket end + retention. The ``{S}`` hash tag keeps all
 keys of one shard in one Redis Cluster slot, so one atomic apply per
@@ -97,6 +99,10 @@ class KeyLayout:
     def state(self, shard: Shard, table: str) -> str:
         """A state table of ``shard``."""
         return f"{self._tag(shard)}:s:{table}"
+
+    def seen(self, shard: Shard, hour_start: int) -> str:
+        """Event ids accepted on ``shard`` whose event time falls in the UTC hour."""
+        return f"{self._tag(shard)}:seen:{hour_start}"
 
     def live_set(self, shard: Shard, name: str) -> str:
         """A live sorted set of ``shard``."""

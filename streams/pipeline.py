@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -21,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 import redis.exceptions
 
 from streams.aggregators import KpiAggregator
-from streams.events import DecodeLimits, Event, Rejection, TopicKind, decode
+from streams.events import DecodeLimits, Event, Rejection, RejectReason, TopicKind, decode
 from streams.keys import Shard
 from streams.sink import RedisSink, StoredShard
 
@@ -66,6 +67,10 @@ class DeadLetterList:
         self.items.append((shard, offset, rejection, raw))
 
 
+def _utc_hour(event_ms: int) -> int:
+    return event_ms // 3_600_000 * 3600
+
+
 def base_topic(topic: str) -> str:
     """The input topic of a shard's topic (replay shards are ``<topic>@<source>``)."""
     return topic.split("@", 1)[0]
@@ -90,8 +95,10 @@ class BatchProcessor:
         retry_initial_s: float = 0.2,
         retry_max_s: float = 5.0,
         on_health: Callable[[bool], None] | None = None,
+        dedupe: bool = True,
     ) -> None:
         self.limits = limits
+        self.dedupe = dedupe
         self.on_health = on_health
         self.aggregator = aggregator
         self.sink = sink
@@ -139,11 +146,11 @@ class BatchProcessor:
                 self._stored[shard] = stored
                 return BatchOutcome(0, len(records), 0, attempts)
             now_ms = self.clock_ms()
-            decoded: list[Event | Rejection] = []
+            decoded = [decode(r.value, self.limits, now_ms, kind) for r in fresh]
+            if self.dedupe:
+                decoded = await self._retrying(self._drop_duplicates, shard, decoded)
             rejected = 0
-            for record in fresh:
-                event = decode(record.value, self.limits, now_ms, kind)
-                decoded.append(event)
+            for record, event in zip(fresh, decoded, strict=True):
                 if isinstance(event, Rejection):
                     rejected += 1
                     if record.offset > published_upto:
@@ -151,6 +158,10 @@ class BatchProcessor:
             published_upto = max(published_upto, fresh[-1].offset)
             # The aggregator changes the memory in place; it is only kept if the apply lands.
             delta = self.aggregator.aggregate(decoded, stored.memory, now_ms)
+            if self.dedupe:
+                for event in decoded:
+                    if isinstance(event, Event):
+                        delta.seen_ids[_utc_hour(event.event_ms)].add(event.event_id)
             ok, offset = await self._retrying(
                 self.sink.apply, shard, applied, fresh[-1].offset, delta, now_ms
             )
@@ -163,6 +174,32 @@ class BatchProcessor:
                 offset,
                 applied,
             )
+
+    async def _drop_duplicates(
+        self, shard: Shard, decoded: list[Event | Rejection]
+    ) -> list[Event | Rejection]:
+        """Refuse events whose id was accepted before, within the horizon, or earlier in the batch.
+
+        A record Kafka redelivers never gets here: the offset guard drops it first.
+        """
+        by_hour: dict[int, list[str]] = defaultdict(list)
+        for event in decoded:
+            if isinstance(event, Event):
+                by_hour[_utc_hour(event.event_ms)].append(event.event_id)
+        if not by_hour:
+            return decoded
+        seen = await self.sink.seen(shard, by_hour)
+        out: list[Event | Rejection] = []
+        for event in decoded:
+            if isinstance(event, Event):
+                if event.event_id in seen:
+                    event = Rejection(
+                        RejectReason.DUPLICATE_EVENT_ID, f"event_id {event.event_id[:64]!r}"
+                    )
+                else:
+                    seen.add(event.event_id)
+            out.append(event)
+        return out
 
     async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
         delay = self.retry_initial_s

@@ -75,9 +75,17 @@ def batch_processor(
 ) -> BatchProcessor:
     """Decoder, aggregator and sink wired together."""
     agg = aggregator(settings)
-    sink = RedisSink(client, KeyLayout(settings.redis_prefix), agg.clock, retention(settings))
+    sink = RedisSink(
+        client,
+        KeyLayout(settings.redis_prefix),
+        agg.clock,
+        retention(settings),
+        dedupe_horizon_s=settings.dedupe_hours * 3600,
+    )
     kinds = {topic: TopicKind(kind) for topic, kind in topic_kinds(settings).items()}
-    return BatchProcessor(decode_limits(settings), agg, sink, dead_letters, kinds)
+    return BatchProcessor(
+        decode_limits(settings), agg, sink, dead_letters, kinds, dedupe=settings.dedupe_hours > 0
+    )
 
 
 def kpi_collector(settings: Settings, client: redis.Redis | None = None) -> KpiCollector:

@@ -51,8 +51,10 @@ while i <= n do
   local op = ARGV[i]
   local key = KEYS[tonumber(ARGV[i+1])]
   local c = tonumber(ARGV[i+2])
-  if op == 'P' then
-    -- members packed as <length>:<bytes>... in one argument (far fewer arguments to send)
+  if op == 'P' or op == 'U' then
+    -- members packed as <length>:<bytes>... in one argument (far fewer arguments to send);
+    -- P adds them to a HyperLogLog, U to a set
+    local command = (op == 'P') and 'PFADD' or 'SADD'
     local packed = ARGV[i+3]
     local pos, members = 1, {}
     local size = #packed
@@ -62,11 +64,11 @@ while i <= n do
       members[#members + 1] = string.sub(packed, colon + 1, colon + len)
       pos = colon + len + 1
       if #members == 1000 then
-        redis.call('PFADD', key, unpack(members))
+        redis.call(command, key, unpack(members))
         members = {}
       end
     end
-    if #members > 0 then redis.call('PFADD', key, unpack(members)) end
+    if #members > 0 then redis.call(command, key, unpack(members)) end
   elseif op == 'M' then
     -- HINCRBY of many fields, packed like PFADD members as <length>:<field>NUL<increment>
     local packed = ARGV[i+3]
@@ -162,8 +164,10 @@ class RedisSink:
         layout: KeyLayout,
         clock: BucketClock,
         retention_s: dict[Granularity, int],
+        dedupe_horizon_s: int = 24 * 3600,
     ) -> None:
         self.client = client
+        self.dedupe_horizon_s = dedupe_horizon_s
         self.layout = layout
         self.clock = clock
         self.retention_s = retention_s
@@ -172,6 +176,17 @@ class RedisSink:
     def expires_at(self, bucket: Bucket) -> int:
         """Absolute expiry of a bucket's keys (the same on replay as live)."""
         return self.clock.end_of(bucket) + self.retention_s[bucket.granularity]
+
+    async def seen(self, shard: Shard, ids_by_hour: dict[int, list[str]]) -> set[str]:
+        """Which of these event ids were already accepted on ``shard`` (one round trip)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for hour, ids in ids_by_hour.items():
+                pipe.smismember(self.layout.seen(shard, hour), ids)
+            replies = await pipe.execute()
+        found: set[str] = set()
+        for ids, flags in zip(ids_by_hour.values(), replies, strict=True):
+            found.update(event_id for event_id, flag in zip(ids, flags, strict=True) if flag)
+        return found
 
     async def load(self, shard: Shard) -> StoredShard:
         """Read the shard's applied offset, watermark and state tables (one round trip)."""
@@ -255,6 +270,10 @@ class RedisSink:
         for (name, member), n in delta.tallies.items():
             if n:
                 script.op("H", layout.tally(shard, name), member, n)
+        for hour, ids in delta.seen_ids.items():
+            key = layout.seen(shard, hour)
+            script.op("U", key, pack_members(ids))
+            expiries[key] = hour + 3600 + self.dedupe_horizon_s
         for key, expire_at in expiries.items():
             script.op("X", key, expire_at)
         script.op("C", layout.ops(shard), OPS_CONSUMED, delta.consumed)

@@ -51,6 +51,8 @@ class BatchDelta:
     zset_del: set[tuple[str, str]] = dc_field(default_factory=set)
     tallies: Counter[tuple[str, str]] = dc_field(default_factory=Counter)
     rejected: Counter[RejectReason] = dc_field(default_factory=Counter)
+    seen_ids: defaultdict[int, set[str]] = dc_field(default_factory=lambda: defaultdict(set))
+    """Accepted event ids by UTC hour of their event time (for duplicate detection)."""
     consumed: int = 0
     late: int = 0
     watermark_ms: int | None = None

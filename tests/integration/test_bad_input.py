@@ -39,8 +39,10 @@ def corpus(now_ms: int) -> list[tuple[bytes, str]]:
         return json.dumps({k: v for k, v in doc.items() if v is not ...}).encode()
 
     deep = b'{"type":"page_view","payload":' + b"[" * 5_000 + b"]" * 5_000 + b"}"
+    first = view()
     return [
-        (view(), ""),
+        (first, ""),
+        (first, "duplicate_event_id"),  # the same event sent again by a producer
         (b'{"type": "page_view", "event_id": ', "malformed_json"),  # truncated
         (b"\xff\xfe\x00garbage", "malformed_json"),  # invalid UTF-8
         (b"[1, 2, 3]", "not_an_object"),

@@ -223,6 +223,20 @@ def test_conversations_response_times_and_waiting_by_hand(stack: Stack) -> None:
     assert ("shop_bounce_rate", "day", "") not in got
 
 
+def test_duplicate_event_ids_are_refused_within_and_across_batches(stack: Stack) -> None:
+    settings = settings_for(stack)
+    a, b, c = view("a", "search", 30), view("b", "ads", 20), view("c", "ads", 10)
+    batches = [
+        [Record(0, a), Record(1, b), Record(2, a)],  # a twice in one batch
+        [Record(3, b), Record(4, c)],  # b again in a later batch
+    ]
+    dead = asyncio.run(run_batches(settings, [(CLICKS, batch) for batch in batches]))
+    got = collect(settings)
+    assert got[("shop_page_views", "day", "")] == 3
+    assert got[("shop_events_rejected_total", "", "duplicate_event_id")] == 2
+    assert [offset for _, offset, _, _ in dead.items] == [2, 3]
+
+
 def test_every_exported_family_is_documented(stack: Stack) -> None:
     settings = settings_for(stack)
     rs = clickstream_records()
