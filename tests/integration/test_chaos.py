@@ -92,6 +92,9 @@ def run_with_fault(
     )
     assert pv == expected
     assert consumed[0].value == total
+    uv = prom.query('shop_unique_visitors{window="day"}')[0].value
+    exact = generated.truth.uv("d", day)
+    assert abs(uv - exact) <= 0.02 * exact, (uv, exact)
 
 
 def test_kafka_broker_restart(pipeline: Pipeline, measure: Callable[[str, str], None]) -> None:

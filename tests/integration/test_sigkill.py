@@ -86,5 +86,8 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
     assert pv == {c: float(truth.pv("d", day, c)) for c in KNOWN_CHANNELS}
     consumed = prom.query(f'shop_events_consumed_total{{topic="{pipeline.topic}"}}')
     assert consumed[0].value == total
+    uv = prom.query('shop_unique_visitors{window="day"}')[0].value
+    exact = truth.uv("d", day)
+    assert abs(uv - exact) <= 0.02 * exact, (uv, exact)
     rejected = prom.query(f'sum(shop_events_rejected_total{{topic="{pipeline.topic}"}})')
     assert rejected[0].value == sum(truth.rejected.values())
