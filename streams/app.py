@@ -9,6 +9,7 @@ acknowledged before it is applied. KPI state is never kept in Faust tables.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -18,9 +19,10 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka.client import AIOKafkaClient
 
 from streams.events import Rejection
-from streams.kafka_auth import faust_credentials
+from streams.kafka_auth import client_kwargs, faust_credentials
 from streams.keys import Shard
 from streams.pipeline import BatchProcessor, Record
 from streams.runtime import async_redis, batch_processor
@@ -118,6 +120,31 @@ def create_app(settings: Settings) -> faust.App:
                 )
                 logging.shutdown()
                 os._exit(EXIT_UNAPPLIED_BATCH)
+
+    @app.timer(interval=settings.health_probe_seconds)  # type: ignore[untyped-decorator]
+    async def probe_kafka() -> None:
+        """Ask Kafka for cluster metadata; a failure marks the worker unhealthy."""
+        metrics: WorkerMetrics | None = state.get("metrics")
+        if metrics is None:
+            return
+        client = state.get("probe")
+        if client is None:
+            client = state["probe"] = AIOKafkaClient(
+                bootstrap_servers=settings.kafka_bootstrap, **client_kwargs(settings)
+            )
+        try:
+            if not state.get("probe_ready"):
+                await asyncio.wait_for(client.bootstrap(), settings.health_probe_seconds)
+                state["probe_ready"] = True
+            await asyncio.wait_for(client.fetch_all_metadata(), settings.health_probe_seconds)
+        except Exception as exc:  # any failure to reach the cluster
+            if metrics.kafka_up._value.get() == 1:
+                log.warning("kafka unreachable from the worker: %s", exc)
+            metrics.set_kafka(False)
+        else:
+            if not metrics.kafka_reachable:
+                log.info("kafka is reachable again")
+            metrics.set_kafka(True)
 
     return app
 

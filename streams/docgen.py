@@ -221,7 +221,8 @@ Served by each `kpi worker` on `KPI_WORKER_METRICS_PORT` (job `kpi-worker`):
 |---|---|---|
 | `shop_worker_batch_records` | topic | histogram of records per partition batch |
 | `shop_worker_apply_seconds` | topic | histogram of the time to decode, aggregate and apply one partition batch |
-| `shop_worker_healthy` | | 1 while the worker can apply batches, 0 while it retries an unreachable Redis |
+| `shop_worker_healthy` | | 1 while the worker can apply batches, 0 while Redis or Kafka is unreachable |
+| `shop_worker_kafka_up` | | 1 if the worker's last Kafka probe (every `KPI_HEALTH_PROBE_SECONDS`) got cluster metadata |
 | `shop_worker_consumer_lag` | topic, partition | records in Kafka not yet processed (high water − next offset), updated after each batch |
 
 ## Not yet exported

@@ -94,6 +94,7 @@ class Settings:
     grafana_url: str = "http://127.0.0.1:3000"
     grafana_token: str = dataclasses.field(default="", repr=False)  # a secret: never printed
     kafka_session_timeout_seconds: float = 10.0
+    health_probe_seconds: float = 5.0
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:

@@ -41,10 +41,18 @@ class WorkerMetrics:
         )
         self.healthy = Gauge(
             "shop_worker_healthy",
-            "1 while the worker can apply batches; 0 while it retries an unreachable Redis.",
+            "1 while the worker can apply batches; 0 while Redis or Kafka is unreachable.",
             registry=registry,
         )
         self.healthy.set(1)
+        self.kafka_up = Gauge(
+            "shop_worker_kafka_up",
+            "1 if the worker's last Kafka probe got cluster metadata.",
+            registry=registry,
+        )
+        self.kafka_up.set(1)
+        self._redis_ok = True
+        self._kafka_ok = True
         self.lag = Gauge(
             "shop_worker_consumer_lag",
             "Records in Kafka not yet processed (high water - next).",
@@ -63,7 +71,22 @@ class WorkerMetrics:
 
     def set_healthy(self, healthy: bool) -> None:
         """Called by the processor when Redis goes away and comes back."""
-        self.healthy.set(1 if healthy else 0)
+        self._redis_ok = healthy
+        self._update()
+
+    def set_kafka(self, reachable: bool) -> None:
+        """Called by the worker's periodic Kafka probe."""
+        self._kafka_ok = reachable
+        self.kafka_up.set(1 if reachable else 0)
+        self._update()
+
+    @property
+    def kafka_reachable(self) -> bool:
+        """Result of the last Kafka probe."""
+        return self._kafka_ok
+
+    def _update(self) -> None:
+        self.healthy.set(1 if self._redis_ok and self._kafka_ok else 0)
 
     def observe_batch(self, shard: Shard, records: int, seconds: float) -> None:
         """One partition batch was applied."""

@@ -323,6 +323,7 @@ def pipeline(stack: Stack) -> Iterator[Pipeline]:
         KPI_EXPORTER_PORT=str(stack.exporter_port),
         KPI_PROMETHEUS_URL=stack.prometheus_url,
         KPI_KAFKA_SESSION_TIMEOUT_SECONDS="6",
+        KPI_HEALTH_PROBE_SECONDS="1",
         PYTHONPATH=str(ROOT),
     )
     pipe = Pipeline(stack, env, topic, prefix)

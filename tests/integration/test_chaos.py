@@ -97,12 +97,31 @@ def run_with_fault(
     assert abs(uv - exact) <= 0.02 * exact, (uv, exact)
 
 
+def worker_gauge(pipeline: Pipeline, name: str) -> str:
+    """A gauge of the worker's own metrics endpoint."""
+    port = pipeline.env["KPI_WORKER_METRICS_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return line.split()[1]
+    return "missing"
+
+
+def wait_gauge(pipeline: Pipeline, name: str, value: str, what: str) -> None:
+    deadline = time.monotonic() + 40
+    while worker_gauge(pipeline, name) != value:
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
 def test_kafka_broker_restart(pipeline: Pipeline, measure: Callable[[str, str], None]) -> None:
     def restart() -> None:
         pipeline.stack.run_stack("down", "kafka")
+        wait_gauge(pipeline, "shop_worker_healthy", "0.0", "worker never reported Kafka down")
         pipeline.stack.run_stack("up", "kafka")
 
     run_with_fault(pipeline, restart, "Kafka restart", measure)
+    wait_gauge(pipeline, "shop_worker_healthy", "1.0", "worker never healthy again")
 
 
 def test_redis_restart_with_append_only_file(
