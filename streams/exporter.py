@@ -33,7 +33,14 @@ from prometheus_client.registry import Collector
 from streams.aggregators.chat import RESPONSE_BINS_S
 from streams.aggregators.delta import ANY, field, parse_field
 from streams.aggregators.memory import AGENT_OPEN_TALLY, WAITING_ZSET
-from streams.catalogue import COUNTERS, DISTINCT, EXIT_RANKING, PAGE_VIEWS_RANKING, RANKINGS
+from streams.catalogue import (
+    COUNTERS,
+    DISTINCT,
+    EXIT_RANKING,
+    PAGE_VIEWS_RANKING,
+    RANKINGS,
+    Component,
+)
 from streams.events import RejectReason, TopicKind
 from streams.formulas import (
     CAMPAIGN_RATIOS,
@@ -378,37 +385,11 @@ class _Scrape:
         families: list[Metric] = []
         labels = self.c.labels
         for comp in COUNTERS:
-            total = GaugeMetricFamily(f"shop_{comp.metric}", comp.help, labels=["window"])
-            for name, f in figures.items():
-                total.add_metric([name], f.c(comp.name) * comp.scale)
-            families.append(total)
-            for dim in comp.dims:
-                by = GaugeMetricFamily(
-                    f"shop_{comp.metric}_by_{dim}",
-                    f"{comp.help} Per {dim}.",
-                    labels=["window", dim],
-                )
-                for name, f in figures.items():
-                    for value in labels.values(dim):
-                        by.add_metric([name, value], f.c(comp.name, dim, value) * comp.scale)
-                families.append(by)
+            families += self._component_families(
+                comp, figures, lambda f, c, dim, value: f.c(c.name, dim, value) * c.scale
+            )
         for comp in DISTINCT:
-            total = GaugeMetricFamily(f"shop_{comp.metric}", comp.help, labels=["window"])
-            for name, f in figures.items():
-                if field(comp.name, ANY, ANY) in f.distinct:
-                    total.add_metric([name], f.d(comp.name))
-            families.append(total)
-            for dim in comp.dims:
-                by = GaugeMetricFamily(
-                    f"shop_{comp.metric}_by_{dim}",
-                    f"{comp.help} Per {dim}.",
-                    labels=["window", dim],
-                )
-                for name, f in figures.items():
-                    for value in labels.values(dim):
-                        if field(comp.name, dim, value) in f.distinct:
-                            by.add_metric([name, value], f.d(comp.name, dim, value))
-                families.append(by)
+            families += self._component_families(comp, figures, _distinct_or_none)
         for metric, (doc, formula) in RATIOS.items():
             family = GaugeMetricFamily(f"shop_{metric}", doc, labels=["window"])
             for name, f in figures.items():
@@ -488,6 +469,34 @@ class _Scrape:
                     buckets.append((bound, float(cumulative)))
                 hist.add_metric([name], buckets, gsum_value=f.c(f"{stored}_ms") / 1000)
             families.append(hist)
+        return families
+
+    def _component_families(
+        self,
+        comp: Component,
+        figures: Mapping[str, WindowFigures],
+        read: Callable[[WindowFigures, Component, str, str], float | None],
+    ) -> list[Metric]:
+        """``shop_<metric>`` per window and ``shop_<metric>_by_<dim>`` per allowed value.
+
+        ``read`` returns None where a figure has no data; no sample is exported then.
+        """
+        total = GaugeMetricFamily(f"shop_{comp.metric}", comp.help, labels=["window"])
+        for name, f in figures.items():
+            value = read(f, comp, "", "")
+            if value is not None:
+                total.add_metric([name], value)
+        families: list[Metric] = [total]
+        for dim in comp.dims:
+            by = GaugeMetricFamily(
+                f"shop_{comp.metric}_by_{dim}", f"{comp.help} Per {dim}.", labels=["window", dim]
+            )
+            for name, f in figures.items():
+                for label in self.c.labels.values(dim):
+                    value = read(f, comp, dim, label)
+                    if value is not None:
+                        by.add_metric([name, label], value)
+            families.append(by)
         return families
 
     def _scorecard_families(self, figures: Mapping[str, WindowFigures]) -> list[Metric]:
@@ -581,6 +590,14 @@ class _Scrape:
                 lifetime.get(field("repeat_buyers", "orders", str(orders)), 0),
             )
         return [waiting_f, longest, busy, over, top, repeat]
+
+
+def _distinct_or_none(
+    f: WindowFigures, comp: Component, dimension: str, value: str
+) -> float | None:
+    """A distinct count, or None when its HyperLogLogs were not read for the window."""
+    key = field(comp.name, dimension or ANY, value or ANY)
+    return float(f.distinct[key]) if key in f.distinct else None
 
 
 def _base(topic: str) -> str:

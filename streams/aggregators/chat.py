@@ -70,25 +70,27 @@ def agent_message(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) 
             delta.tallies[(AGENT_OPEN_TALLY, conversation.agent)] -= 1
         delta.tallies[(AGENT_OPEN_TALLY, agent)] += 1
         conversation.agent = agent
-    sla = ctx.config.sla_ms
     if conversation.waiting_since_ms is not None:
         waited = max(0, event.event_ms - conversation.waiting_since_ms)
-        delta.count(buckets, "cs_responses")
-        delta.count(buckets, "cs_response_ms", waited)
-        delta.count(buckets, "cs_response_bin", le=bin_label(waited))
-        if waited <= sla:
-            delta.count(buckets, "cs_responses_within_sla")
+        _record_response(ctx, buckets, "cs_response", waited)
         conversation.waiting_since_ms = None
         delta.delete_zset(WAITING_ZSET, event.text("conversation_id"))
     if not conversation.responded and conversation.first_customer_ms is not None:
         first = max(0, event.event_ms - conversation.first_customer_ms)
-        delta.count(buckets, "cs_first_responses")
-        delta.count(buckets, "cs_first_response_ms", first)
-        delta.count(buckets, "cs_first_response_bin", le=bin_label(first))
-        if first <= sla:
-            delta.count(buckets, "cs_first_responses_within_sla")
+        _record_response(ctx, buckets, "cs_first_response", first)
         conversation.responded = True
     _save(ctx, event, conversation)
+
+
+def _record_response(
+    ctx: BatchContext, buckets: tuple[Bucket, ...], name: str, duration_ms: int
+) -> None:
+    """Count, sum, histogram bin and SLA hit of one (first) response time."""
+    ctx.delta.count(buckets, f"{name}s")
+    ctx.delta.count(buckets, f"{name}_ms", duration_ms)
+    ctx.delta.count(buckets, f"{name}_bin", le=bin_label(duration_ms))
+    if duration_ms <= ctx.config.sla_ms:
+        ctx.delta.count(buckets, f"{name}s_within_sla")
 
 
 def bot_message(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
