@@ -1,0 +1,71 @@
+"""Contender (a), the ceiling: a raw aiokafka consumer that only fetches and decodes.
+
+No aggregation, no Redis: what one Python process can take off Kafka through
+``streams.events.decode``. Writes a :class:`ProcessResult` when ``--events``
+records have been decoded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from loadtest.throughput.common import ProcessResult, limits, now_ms
+from streams.events import Rejection, TopicKind, decode
+
+
+async def run(bootstrap: str, topic: str, group: str, events: int) -> ProcessResult:
+    """Fetch with ``getmany`` and decode until ``events`` records were seen."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=16 * 1024 * 1024,
+    )
+    bounds = limits()
+    await consumer.start()
+    seen = rejected = 0
+    first = 0.0
+    try:
+        while seen < events:
+            batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            if not batches:
+                continue
+            if not first:
+                first = time.time()
+            stamp = now_ms()
+            for records in batches.values():
+                for record in records:
+                    if isinstance(
+                        decode(record.value, bounds, stamp, TopicKind.CLICKSTREAM), Rejection
+                    ):
+                        rejected += 1
+                    seen += 1
+    finally:
+        last = time.time()
+        await consumer.stop()
+    return ProcessResult(seen, first, last, {"rejected": rejected})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line (the benchmark starts this as a process)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--result", type=Path, required=True)
+    args = parser.parse_args(argv)
+    asyncio.run(run(args.bootstrap, args.topic, args.group, args.events)).write(args.result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""What every part of the benchmark shares: the run's names, results files, statistics."""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from streams.events import DecodeLimits
+from streams.runtime import decode_limits
+from streams.settings import Settings
+
+PARTITIONS = 4
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A finished throughput measurement: events between the first and the last one timed."""
+
+    name: str
+    events: int
+    seconds: float
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        """Events per second (0 when nothing was timed)."""
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """What a contender process writes when it has processed every event."""
+
+    events: int
+    first: float  # wall-clock time of the first consumed event
+    last: float  # wall-clock time the last event was processed
+    extra: dict[str, object]
+
+    def write(self, path: Path) -> None:
+        """Write atomically, so the parent never reads half a file."""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        tmp.rename(path)
+
+    @classmethod
+    def read(cls, path: Path) -> ProcessResult:
+        """Read a file written by :meth:`write`."""
+        doc = json.loads(path.read_text())
+        return cls(int(doc["events"]), float(doc["first"]), float(doc["last"]), doc["extra"])
+
+
+def limits() -> DecodeLimits:
+    """The decoder's bounds with the default settings (every contender decodes the same way)."""
+    return decode_limits(Settings())
+
+
+def now_ms() -> int:
+    """Wall-clock epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for exporters, worker metrics, Prometheus)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile (``share`` in 0..1); NaN without values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(share * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def median(values: list[float]) -> float:
+    """Median; NaN without values."""
+    return statistics.median(values) if values else float("nan")

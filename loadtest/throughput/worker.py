@@ -1,0 +1,172 @@
+"""Contender (c): this project's ``kpi worker``, run as processes and watched through Redis.
+
+The worker stores each partition's last applied offset and watermark in Redis
+(:class:`streams.keys.KeyLayout`); the benchmark polls them, so it measures
+what has really been applied, not what has merely been consumed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from loadtest.throughput.common import PARTITIONS, Contender, free_port
+from streams.keys import KeyLayout, Shard
+from streams.settings import Settings, env_name
+
+POLL_S = 0.05
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment of a ``kpi`` process: the run's settings as ``KPI_*`` variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    for name in (
+        "kafka_bootstrap",
+        "redis_url",
+        "redis_prefix",
+        "clickstream_topic",
+        "orders_topic",
+        "chat_topic",
+        "marketing_topic",
+        "dead_letter_topic",
+        "topic_partitions",
+        "consumer_group",
+        "exporter_port",
+        "worker_metrics_port",
+    ):
+        env[env_name(name)] = str(getattr(settings, name))
+    env["KPI_LOG_LEVEL"] = "WARNING"
+    env.update(extra)
+    return env
+
+
+def start_kpi(command: str, settings: Settings, log: Path, **extra: str) -> subprocess.Popen[bytes]:
+    """Start ``kpi <command>`` for ``settings``; output goes to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", command],
+            env=service_env(settings, **extra),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def start_workers(
+    settings: Settings, count: int, logs: Path, ports: list[int] | None = None
+) -> list[subprocess.Popen[bytes]]:
+    """``count`` workers in one consumer group, each with its own metrics port and data folder."""
+    ports = ports or [free_port() for _ in range(count)]
+    return [
+        start_kpi(
+            "worker",
+            settings.replace(worker_metrics_port=ports[i]),
+            logs / f"{settings.redis_prefix}-worker{i}.log",
+            KPI_FAUST_DATADIR=tempfile.mkdtemp(prefix="faust-", dir=logs),
+        )
+        for i in range(count)
+    ]
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM, then SIGKILL after 20 s: only the processes this benchmark started."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM (peak resident memory) of a live process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class ShardReader:
+    """Reads the applied offsets and watermarks of one topic's partitions from Redis."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        layout = KeyLayout(settings.redis_prefix)
+        shards = [Shard(settings.clickstream_topic, p) for p in range(PARTITIONS)]
+        self.client = client
+        self.applied_keys = [layout.applied(s) for s in shards]
+        self.watermark_keys = [layout.watermark(s) for s in shards]
+
+    def applied(self) -> dict[int, int]:
+        """Partition -> last applied offset (-1 before the first batch)."""
+        values = self.client.mget(self.applied_keys)
+        return {p: -1 if v is None else int(v) for p, v in enumerate(values)}
+
+    def watermarks(self) -> dict[int, int]:
+        """Partition -> newest event time applied (epoch ms), for partitions that have one."""
+        values = self.client.mget(self.watermark_keys)
+        return {p: int(v) for p, v in enumerate(values) if v is not None}
+
+
+def applied_count(applied: Mapping[int, int]) -> int:
+    """Records applied so far (offsets start at 0 on a fresh topic)."""
+    return sum(offset + 1 for offset in applied.values())
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    """A timed worker run and the processes' peak memory."""
+
+    contender: Contender
+    peak_mb: list[float]
+
+
+def run_workers(
+    client: redis.Redis,
+    settings: Settings,
+    last_offsets: Mapping[int, int],
+    count: int,
+    logs: Path,
+    name: str,
+    timeout_s: float,
+) -> WorkerRun:
+    """Start ``count`` workers and time them from the first applied batch to the last.
+
+    The clock starts at the first poll that sees an applied offset; the events
+    applied by then are not counted, so the rate covers only timed events.
+    """
+    reader = ShardReader(client, settings)
+    processes = start_workers(settings, count, logs)
+    started = time.monotonic()
+    first_at = 0.0
+    first_applied = 0
+    try:
+        while True:
+            applied = reader.applied()
+            now = time.monotonic()
+            if not first_at and applied_count(applied) > 0:
+                first_at, first_applied = now, applied_count(applied)
+            if all(applied.get(p, -1) >= last for p, last in last_offsets.items()):
+                break
+            dead = [p.returncode for p in processes if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"a worker exited with {dead[0]}; see {logs}")
+            if now - started > timeout_s:
+                raise TimeoutError(f"{name}: not done after {timeout_s:.0f}s; see {logs}")
+            time.sleep(POLL_S)
+        peaks = [peak_rss_mb(p.pid) for p in processes]
+    finally:
+        stop(processes)
+    total = applied_count(dict(last_offsets))
+    timed = total - first_applied
+    return WorkerRun(Contender(name, timed, now - first_at, f"{count} process(es)"), peaks)
