@@ -19,7 +19,8 @@ from pathlib import Path
 import redis
 
 from loadtest.shop import generate_shop
-from streams.events import TopicKind, decode
+from streams.decoder import Decoder
+from streams.events import TopicKind
 from streams.replay.runner import ReplayDeadLetters, ReplayReport, replay
 from streams.replay.sources import Progress, expand, jsonl_records
 from streams.runtime import async_redis, batch_processor, decode_limits
@@ -40,12 +41,12 @@ def write_log(folder: Path, visitors: int, seed: int) -> int:
 def read_and_decode(folder: Path, settings: Settings) -> tuple[int, float]:
     """Records per second of reading the files and decoding every line (no aggregation)."""
     files = expand([folder])
-    limits = decode_limits(settings)
+    decoder = Decoder(decode_limits(settings))
     now_ms = int(time.time() * 1000)
     started = time.perf_counter()
     count = 0
     for record in jsonl_records(files, Progress(0)):
-        decode(record.value, limits, now_ms, TopicKind(record.kind))
+        decoder.decode(record.value, now_ms, TopicKind(record.kind))
         count += 1
     return count, time.perf_counter() - started
 

@@ -1,10 +1,12 @@
-"""Faust wiring: the app, its topics and one thin agent per topic.
+"""Faust wiring: the app, its dead-letter topic, the consuming task and the Kafka probe.
 
-The agent only groups a ``take_events`` batch by partition and hands each
-group to :class:`streams.pipeline.BatchProcessor`; all logic lives there. Faust
-acknowledges a batch's offsets only after the loop body returns, and the
-processor never raises on a Redis outage (it retries), so no event is
-acknowledged before it is applied. KPI state is never kept in Faust tables.
+The input topics are read by one task of the app (:mod:`streams.consumer`):
+whole fetches grouped by partition, each applied through
+:class:`streams.pipeline.BatchProcessor`, offsets committed after Redis holds
+them. The processor never raises on a Redis outage (it retries); any other
+error ends the process before the batch is committed, and a restarted worker
+reapplies it (the offset guard in Redis skips what was applied). KPI state is
+never kept in Faust tables.
 """
 
 from __future__ import annotations
@@ -12,21 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
-from collections import defaultdict
-from collections.abc import Sequence
 from typing import Any
 
 import faust
 import orjson
 from aiokafka.client import AIOKafkaClient
 
+from streams.consumer import consume, new_consumer
 from streams.events import Rejection
 from streams.kafka_auth import client_kwargs, faust_credentials
 from streams.keys import Shard
-from streams.pipeline import BatchProcessor, Record
 from streams.runtime import async_redis, batch_processor
-from streams.settings import Settings
+from streams.settings import Settings, topic_kinds
 from streams.worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,9 @@ class TopicDeadLetters:
 def create_app(settings: Settings) -> faust.App:
     """A Faust app consuming the four input topics into Redis."""
     app = faust.App(
-        settings.consumer_group,
+        # The input topics are consumed by the group ``consumer_group`` (streams.consumer);
+        # Faust's own consumer subscribes to nothing and gets a group of its own.
+        f"{settings.consumer_group}-faust",
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         key_serializer="raw",
@@ -70,19 +71,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=1,
         broker_session_timeout=settings.kafka_session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_seconds / 3),
-        broker_commit_every=settings.batch_max_events,
-        broker_commit_interval=1.0,
         producer_acks=-1,
         broker_credentials=faust_credentials(settings),
-    )
-    inputs = app.topic(
-        settings.clickstream_topic,
-        settings.orders_topic,
-        settings.chat_topic,
-        settings.marketing_topic,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.topic_partitions,
     )
     dead_letter_topic = app.topic(
         settings.dead_letter_topic,
@@ -92,34 +82,30 @@ def create_app(settings: Settings) -> faust.App:
     )
     state: dict[str, Any] = {}
 
-    @app.agent(inputs, name="kpis")
-    async def kpis(stream: Any) -> None:
-        if "processor" not in state:
-            state["processor"] = batch_processor(
-                settings, async_redis(settings), TopicDeadLetters(dead_letter_topic)
-            )
-            state["metrics"] = WorkerMetrics.serve(
-                settings.exporter_host, settings.worker_metrics_port
-            )
-            state["processor"].on_health = state["metrics"].set_healthy
-        processor: BatchProcessor = state["processor"]
-        metrics: WorkerMetrics = state["metrics"]
-        async for events in stream.take_events(
-            settings.batch_max_events, within=settings.batch_within_seconds
-        ):
-            try:
-                await apply_events(processor, events, metrics)
-                metrics.observe_lag(app.consumer, events)
-            except Exception:
-                # Faust acknowledges a take_events batch even when its body raises,
-                # which would drop the batch. Exit before that can happen: the
-                # offsets stay uncommitted and a restarted worker reapplies the
-                # batch (the offset guard in Redis skips what was applied).
-                log.critical(
-                    "unexpected error applying a batch; exiting unacknowledged", exc_info=True
-                )
-                logging.shutdown()
-                os._exit(EXIT_UNAPPLIED_BATCH)
+    @app.task  # type: ignore[untyped-decorator]
+    async def kpis() -> None:
+        """Consume the input topics into Redis until the worker stops."""
+        processor = batch_processor(
+            settings, async_redis(settings), TopicDeadLetters(dead_letter_topic)
+        )
+        metrics = WorkerMetrics.serve(settings.exporter_host, settings.worker_metrics_port)
+        processor.on_health = metrics.set_healthy
+        state["metrics"] = metrics
+        consumer = new_consumer(settings, list(topic_kinds(settings)), processor)
+        await consumer.start()
+        try:
+            await consume(consumer, processor, settings, metrics)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Nothing of this fetch is committed yet: exit before anything else can
+            # commit. A restarted worker reapplies it; the offset guard skips what
+            # Redis already holds.
+            log.critical("unexpected error applying a batch; exiting uncommitted", exc_info=True)
+            logging.shutdown()
+            os._exit(EXIT_UNAPPLIED_BATCH)
+        finally:
+            await consumer.stop()
 
     @app.timer(interval=settings.health_probe_seconds)  # type: ignore[untyped-decorator]
     async def probe_kafka() -> None:
@@ -147,28 +133,3 @@ def create_app(settings: Settings) -> faust.App:
             metrics.set_kafka(True)
 
     return app
-
-
-async def apply_events(
-    processor: BatchProcessor, events: Sequence[Any], metrics: WorkerMetrics | None = None
-) -> None:
-    """Split a Faust batch by partition and apply each part in offset order."""
-    by_shard: dict[Shard, list[Record]] = defaultdict(list)
-    for event in events:
-        message = event.message
-        by_shard[Shard(message.topic, message.partition)].append(
-            Record(message.offset, bytes(message.value))
-        )
-    for shard, records in by_shard.items():
-        records.sort(key=lambda record: record.offset)
-        started = time.perf_counter()
-        outcome = await processor.process(shard, records)
-        if metrics is not None:
-            metrics.observe_batch(shard, len(records), time.perf_counter() - started)
-        log.debug(
-            "shard %s: %d applied, %d already applied, %d rejected",
-            shard.id,
-            outcome.fresh,
-            outcome.skipped,
-            outcome.rejected,
-        )

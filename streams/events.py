@@ -352,7 +352,7 @@ class DecodeLimits:
     max_age_ms: int
 
 
-class _Invalid(Exception):
+class _Invalid(ValueError):
     def __init__(self, reason: RejectReason, detail: str) -> None:
         self.reason = reason
         self.detail = detail
@@ -430,13 +430,14 @@ def _validate(value: object, field: FieldSpec, name: str, limits: DecodeLimits) 
             raise _Invalid(RejectReason.WRONG_TYPE, f"{name} must be true or false")
         return value
     if kind is Kind.TIME:
-        return _parse_time(value, name)
+        return parse_time(value, name)
     if kind is Kind.ITEMS:
-        return _parse_items(value, name, limits)
+        return parse_items(value, name, limits)
     raise AssertionError(kind)
 
 
-def _parse_time(value: object, name: str) -> int:
+def parse_time(value: object, name: str) -> int:
+    """Epoch ms of an ISO 8601 time with an offset, or of epoch ms; ValueError otherwise."""
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
@@ -454,7 +455,8 @@ def _parse_time(value: object, name: str) -> int:
     raise _Invalid(RejectReason.WRONG_TYPE, f"{name} must be a string or a number")
 
 
-def _parse_items(value: object, name: str, limits: DecodeLimits) -> tuple[OrderLine, ...]:
+def parse_items(value: object, name: str, limits: DecodeLimits) -> tuple[OrderLine, ...]:
+    """Validated order lines; ValueError (a refusal reason) otherwise."""
     if not isinstance(value, list) or len(value) > MAX_ITEMS:
         raise _Invalid(RejectReason.WRONG_TYPE, f"{name} must be a list of at most {MAX_ITEMS}")
     lines = []

@@ -22,7 +22,8 @@ from typing import Any, Protocol, TypeVar
 import redis.exceptions
 
 from streams.aggregators import KpiAggregator
-from streams.events import DecodeLimits, Event, Rejection, RejectReason, TopicKind, decode
+from streams.decoder import Decoder
+from streams.events import DecodeLimits, Event, Rejection, RejectReason, TopicKind
 from streams.keys import Shard
 from streams.sink import RedisSink, StoredShard
 
@@ -98,6 +99,7 @@ class BatchProcessor:
         dedupe: bool = True,
     ) -> None:
         self.limits = limits
+        self.decoder = Decoder(limits)
         self.dedupe = dedupe
         self.on_health = on_health
         self.aggregator = aggregator
@@ -146,7 +148,7 @@ class BatchProcessor:
                 self._stored[shard] = stored
                 return BatchOutcome(0, len(records), 0, attempts)
             now_ms = self.clock_ms()
-            decoded = [decode(r.value, self.limits, now_ms, kind) for r in fresh]
+            decoded = self.decoder.decode_all([r.value for r in fresh], now_ms, kind)
             if self.dedupe:
                 decoded = await self._retrying(self._drop_duplicates, shard, decoded)
             rejected = 0

@@ -43,8 +43,18 @@ APPLY_SCRIPT = """
 local cur = redis.call('GET', KEYS[1])
 if cur == false then cur = '' end
 if cur ~= ARGV[1] then return {0, cur} end
-local commands = {H='HINCRBY', X='EXPIREAT', Z='ZINCRBY', S='HSET', D='HDEL',
-                  A='ZADD', R='ZREM'}
+local commands = {H='HINCRBY', X='EXPIREAT', D='HDEL', A='ZADD', R='ZREM'}
+local function items(packed)
+  -- <length>:<bytes> back to back (lengths in bytes; any byte allowed)
+  local out, pos, size = {}, 1, #packed
+  while pos <= size do
+    local colon = string.find(packed, ':', pos, true)
+    local len = tonumber(string.sub(packed, pos, colon - 1))
+    out[#out + 1] = string.sub(packed, colon + 1, colon + len)
+    pos = colon + len + 1
+  end
+  return out
+end
 local i = 5
 local n = #ARGV
 while i <= n do
@@ -52,23 +62,29 @@ while i <= n do
   local key = KEYS[tonumber(ARGV[i+1])]
   local c = tonumber(ARGV[i+2])
   if op == 'P' or op == 'U' then
-    -- members packed as <length>:<bytes>... in one argument (far fewer arguments to send);
-    -- P adds them to a HyperLogLog, U to a set
+    -- members packed in one argument (far fewer arguments to send); P adds them to a
+    -- HyperLogLog, U to a set, 1,000 at a time (unpack() is limited to a few thousand).
+    -- Values after the members name more keys that get the same members (the other
+    -- buckets of the same events: minute, hour, day, ...).
     local command = (op == 'P') and 'PFADD' or 'SADD'
-    local packed = ARGV[i+3]
-    local pos, members = 1, {}
-    local size = #packed
-    while pos <= size do
-      local colon = string.find(packed, ':', pos, true)
-      local len = tonumber(string.sub(packed, pos, colon - 1))
-      members[#members + 1] = string.sub(packed, colon + 1, colon + len)
-      pos = colon + len + 1
-      if #members == 1000 then
-        redis.call(command, key, unpack(members))
-        members = {}
+    local members = items(ARGV[i+3])
+    for k = 0, c - 1 do
+      local target = key
+      if k > 0 then target = KEYS[tonumber(ARGV[i+3+k])] end
+      for j = 1, #members, 1000 do
+        redis.call(command, target, unpack(members, j, math.min(j + 999, #members)))
       end
     end
-    if #members > 0 then redis.call(command, key, unpack(members)) end
+  elseif op == 'Y' then
+    -- ranking increments: member, increment, member, increment, ...
+    local pairs_ = items(ARGV[i+3])
+    for j = 1, #pairs_, 2 do redis.call('ZINCRBY', key, pairs_[j + 1], pairs_[j]) end
+  elseif op == 'S' then
+    -- state entries: field, value, field, value, ...
+    local pairs_ = items(ARGV[i+3])
+    for j = 1, #pairs_, 1000 do
+      redis.call('HSET', key, unpack(pairs_, j, math.min(j + 999, #pairs_)))
+    end
   elseif op == 'M' then
     -- HINCRBY of many fields, packed like PFADD members as <length>:<field>NUL<increment>
     local packed = ARGV[i+3]
@@ -106,6 +122,28 @@ if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3]) end
 redis.call('HSET', KEYS[3], 'last_apply_ms', ARGV[4])
 redis.call('SET', KEYS[1], ARGV[2])
 return {1, ARGV[2]}
+"""
+
+
+SEEN_SCRIPT = """
+-- ARGV[k]: ids packed as <length>:<bytes>...; returns per key a string of 0/1 flags
+local out = {}
+for k = 1, #KEYS do
+  local packed, ids, pos = ARGV[k], {}, 1
+  while pos <= #packed do
+    local colon = string.find(packed, ':', pos, true)
+    local len = tonumber(string.sub(packed, pos, colon - 1))
+    ids[#ids + 1] = string.sub(packed, colon + 1, colon + len)
+    pos = colon + len + 1
+  end
+  local flags = {}
+  for j = 1, #ids, 1000 do
+    local found = redis.call('SMISMEMBER', KEYS[k], unpack(ids, j, math.min(j + 999, #ids)))
+    for _, flag in ipairs(found) do flags[#flags + 1] = flag end
+  end
+  out[k] = table.concat(flags)
+end
+return out
 """
 
 
@@ -172,6 +210,7 @@ class RedisSink:
         self.clock = clock
         self.retention_s = retention_s
         self._script = client.register_script(APPLY_SCRIPT)
+        self._seen_script = client.register_script(SEEN_SCRIPT)
 
     def expires_at(self, bucket: Bucket) -> int:
         """Absolute expiry of a bucket's keys (the same on replay as live)."""
@@ -179,13 +218,19 @@ class RedisSink:
 
     async def seen(self, shard: Shard, ids_by_hour: dict[int, list[str]]) -> set[str]:
         """Which of these event ids were already accepted on ``shard`` (one round trip)."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for hour, ids in ids_by_hour.items():
-                pipe.smismember(self.layout.seen(shard, hour), ids)
-            replies = await pipe.execute()
+        hours = list(ids_by_hour)
+        replies = await self._seen_script(
+            keys=[self.layout.seen(shard, hour) for hour in hours],
+            args=[pack_members_list(ids_by_hour[hour]) for hour in hours],
+        )
         found: set[str] = set()
-        for ids, flags in zip(ids_by_hour.values(), replies, strict=True):
-            found.update(event_id for event_id, flag in zip(ids, flags, strict=True) if flag)
+        for hour, reply in zip(hours, replies, strict=True):
+            flags = _text(reply)
+            found.update(
+                event_id
+                for event_id, flag in zip(ids_by_hour[hour], flags, strict=True)
+                if flag == "1"
+            )
         return found
 
     async def load(self, shard: Shard) -> StoredShard:
@@ -238,14 +283,20 @@ class RedisSink:
             by_key[key].append((name, n))
         for key, increments in by_key.items():
             script.op("M", key, pack_members_list(f"{name}\0{n}" for name, n in increments))
-        for (bucket, name), members in delta.distinct.items():
-            key = layout.distinct(shard, bucket, name)
-            script.op("P", key, pack_members(members))
-            expiries[key] = self.expires_at(bucket)
+        # A group's members go to every key that shares them (buckets x fields), sent once.
+        shared: dict[int, tuple[set[str], list[str]]] = {}
+        for buckets, name, members in delta.distinct_groups():
+            targets = shared.setdefault(id(members), (members, []))[1]
+            for bucket in buckets:
+                key = layout.distinct(shard, bucket, name)
+                targets.append(key)
+                expiries[key] = self.expires_at(bucket)
+        for members, targets in shared.values():
+            others = [script.key(key) for key in targets[1:]]
+            script.op("P", targets[0], pack_members_list(members), *others)
         for (bucket, name), scores in delta.ranked.items():
             key = layout.ranking(shard, bucket, name)
-            for member, n in scores.items():
-                script.op("Z", key, n, member)
+            script.op("Y", key, pack_members_list(_flat((m, str(n)) for m, n in scores.items())))
             script.op("T", key, RANKING_CAP)
             expiries[key] = self.expires_at(bucket)
         lifetime_count = layout.tally(shard, BUYER_PAID_TALLY)
@@ -259,8 +310,11 @@ class RedisSink:
                 script.op("B", count_key, script.key(dist_key), prefix, REPEAT_MAX, buyer)
                 expiries[count_key] = self.expires_at(bucket)
                 expiries[dist_key] = self.expires_at(bucket)
+        by_table: dict[str, list[str]] = {}
         for (table, key_), value in delta.state_put.items():
-            script.op("S", layout.state(shard, table), key_, value)
+            by_table.setdefault(table, []).extend((key_, value))
+        for table, pairs in by_table.items():
+            script.op("S", layout.state(shard, table), pack_members_list(pairs))
         for table, key_ in delta.state_del:
             script.op("D", layout.state(shard, table), key_)
         for (name, member), score in delta.zset_put.items():
@@ -282,6 +336,12 @@ class RedisSink:
         for reason, n in delta.rejected.items():
             script.op("C", layout.ops(shard), OPS_REJECTED_PREFIX + reason.value, n)
         return script.keys, script.args
+
+
+def _flat(pairs: Iterable[tuple[str, str]]) -> Iterable[str]:
+    for first, second in pairs:
+        yield first
+        yield second
 
 
 def _text(value: bytes | str) -> str:

@@ -7,8 +7,6 @@ the KPI figures themselves come from the exporter, which reads Redis.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 
@@ -93,17 +91,6 @@ class WorkerMetrics:
         self.batch_records.labels(shard.topic).observe(records)
         self.apply_seconds.labels(shard.topic).observe(seconds)
 
-    def observe_lag(self, consumer: Any, events: Sequence[Any]) -> None:
-        """Lag of every partition in the batch, from the consumer's high-water marks."""
-        last: dict[Any, int] = {}
-        for event in events:
-            message = event.message
-            last[message.tp] = max(last.get(message.tp, -1), message.offset)
-        for tp, offset in last.items():
-            try:
-                highwater = consumer.highwater(tp)
-            except Exception as exc:  # the consumer may not know it yet (e.g. mid-rebalance)
-                log.debug("no high water for %s: %s", tp, exc)
-                continue
-            if highwater is not None:
-                self.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
+    def observe_partition_lag(self, topic: str, partition: int, lag: int) -> None:
+        """Records between a partition's last applied offset and its end."""
+        self.lag.labels(topic, str(partition)).set(lag)

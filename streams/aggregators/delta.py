@@ -7,6 +7,7 @@ parses the same form (:func:`field`, :func:`parse_field`).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from functools import lru_cache
@@ -33,15 +34,38 @@ def parse_field(text: str) -> tuple[str, str, str]:
     return name, dimension, value
 
 
+Dims = tuple[tuple[str, str], ...]
+"""Dimension names and values of one addition, in call order (empty values are skipped)."""
+
+
+@lru_cache(maxsize=1 << 14)
+def _fields(name: str, dims: Dims, total: str) -> tuple[str, ...]:
+    """The total field and one field per non-empty dimension value."""
+    return (total, *(field(name, d, v) for d, v in dims if v))
+
+
 @dataclass
 class BatchDelta:
     """Increments, distinct members, rankings and state changes of one batch."""
 
-    counters: Counter[tuple[Bucket, str]] = dc_field(default_factory=Counter)
-    distinct: defaultdict[tuple[Bucket, str], set[str]] = dc_field(
+    _counts: dict[tuple[tuple[Bucket, ...], str, Dims], int] = dc_field(default_factory=dict)
+    _members: dict[tuple[tuple[Bucket, ...], str, Dims], set[str]] = dc_field(
+        default_factory=dict
+    )
+    _scores: dict[tuple[tuple[Bucket, ...], str], Counter[str]] = dc_field(default_factory=dict)
+    """Pending additions keyed by the whole tuple of buckets an event falls in and,
+    for counters and distinct sets, by all its dimension values at once.
+
+    An event adds to five buckets (minute to month) and up to five fields (the
+    total and one per dimension); keying by the tuples does one dictionary
+    update instead of twenty-five, and the expansion per bucket and field runs
+    once per batch and distinct key, when read.
+    """
+    _counters: Counter[tuple[Bucket, str]] = dc_field(default_factory=Counter)
+    _distinct: defaultdict[tuple[Bucket, str], set[str]] = dc_field(
         default_factory=lambda: defaultdict(set)
     )
-    ranked: defaultdict[tuple[Bucket, str], Counter[str]] = dc_field(
+    _ranked: defaultdict[tuple[Bucket, str], Counter[str]] = dc_field(
         default_factory=lambda: defaultdict(Counter)
     )
     repeat_buyers: list[tuple[tuple[Bucket, ...], str]] = dc_field(default_factory=list)
@@ -62,29 +86,83 @@ class BatchDelta:
         """Events that changed a KPI."""
         return self.consumed - sum(self.rejected.values())
 
+    @property
+    def counters(self) -> Counter[tuple[Bucket, str]]:
+        """Increments per (bucket, field)."""
+        if self._counts:
+            counters = self._counters
+            for (buckets, name, dims), n in self._counts.items():
+                for name_ in _fields(name, dims, name):
+                    for bucket in buckets:
+                        counters[(bucket, name_)] += n
+            self._counts.clear()
+        return self._counters
+
+    @property
+    def distinct(self) -> defaultdict[tuple[Bucket, str], set[str]]:
+        """Members to insert per (bucket, distinct set)."""
+        if self._members:
+            distinct = self._distinct
+            for buckets, name, members in self._pending_groups():
+                for bucket in buckets:
+                    distinct[(bucket, name)] |= members
+            self._members.clear()
+        return self._distinct
+
+    def _pending_groups(self) -> Iterator[tuple[tuple[Bucket, ...], str, set[str]]]:
+        for (buckets, name, dims), members in self._members.items():
+            for name_ in _fields(name, dims, field(name, ANY, ANY)):
+                yield buckets, name_, members
+
+    def distinct_groups(self) -> Iterator[tuple[tuple[Bucket, ...], str, set[str]]]:
+        """Members per tuple of buckets and set name, without expanding them per bucket.
+
+        A writer inserts each group's members into every bucket of the tuple; a
+        bucket and set may appear in several groups (an hour holds many minutes,
+        a channel many devices), which is harmless for a set or a HyperLogLog.
+        """
+        yield from self._pending_groups()
+        for (bucket, name), members in self._distinct.items():
+            yield (bucket,), name, members
+
+    @property
+    def ranked(self) -> defaultdict[tuple[Bucket, str], Counter[str]]:
+        """Score increments per (bucket, ranking) and member."""
+        if self._scores:
+            ranked = self._ranked
+            for (buckets, name), scores in self._scores.items():
+                for bucket in buckets:
+                    ranked[(bucket, name)].update(scores)
+            self._scores.clear()
+        return self._ranked
+
     def count(self, buckets: tuple[Bucket, ...], name: str, n: int = 1, **dims: str) -> None:
         """Add ``n`` to the total ``name`` and to ``name`` per given dimension."""
-        for bucket in buckets:
-            self.counters[(bucket, name)] += n
-            for dimension, value in dims.items():
-                if value:
-                    self.counters[(bucket, field(name, dimension, value))] += n
+        if buckets:
+            key = (buckets, name, tuple(dims.items()))
+            counts = self._counts
+            counts[key] = counts.get(key, 0) + n
 
     def add_distinct(
         self, buckets: tuple[Bucket, ...], name: str, member: str, **dims: str
     ) -> None:
         """Insert ``member`` into the distinct set ``name`` (overall and per dimension)."""
-        for bucket in buckets:
-            self.distinct[(bucket, field(name, ANY, ANY))].add(member)
-            for dimension, value in dims.items():
-                if value:
-                    self.distinct[(bucket, field(name, dimension, value))].add(member)
+        if buckets:
+            key = (buckets, name, tuple(dims.items()))
+            found = self._members.get(key)
+            if found is None:
+                self._members[key] = {member}
+            else:
+                found.add(member)
 
     def rank(self, buckets: tuple[Bucket, ...], name: str, member: str, n: int = 1) -> None:
         """Add ``n`` to ``member``'s score in the ranking ``name``."""
-        if member:
-            for bucket in buckets:
-                self.ranked[(bucket, name)][member] += n
+        if member and buckets:
+            key = (buckets, name)
+            scores = self._scores.get(key)
+            if scores is None:
+                scores = self._scores[key] = Counter()
+            scores[member] += n
 
     def put_state(self, table: str, key: str, value: str) -> None:
         """Store a state entry (a session, a conversation)."""
@@ -107,6 +185,13 @@ class BatchDelta:
         self.zset_del.add((name, member))
 
 
+@lru_cache(maxsize=1 << 12)
 def coarse(buckets: tuple[Bucket, ...]) -> tuple[Bucket, ...]:
     """Buckets of an hour or longer (rankings and page tables are not kept per minute)."""
     return tuple(b for b in buckets if b.granularity is not Granularity.MINUTE)
+
+
+@lru_cache(maxsize=1 << 12)
+def days(buckets: tuple[Bucket, ...]) -> tuple[Bucket, ...]:
+    """The day bucket of a tuple of buckets (empty if it is no longer retained)."""
+    return tuple(b for b in buckets if b.granularity is Granularity.DAY)

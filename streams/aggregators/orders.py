@@ -8,7 +8,7 @@ the buyer's visitor id, so a buyer's events share a partition).
 from __future__ import annotations
 
 from streams.aggregators.context import BatchContext
-from streams.aggregators.delta import ANY, coarse, field
+from streams.aggregators.delta import coarse
 from streams.events import Event
 from streams.timebuckets import Bucket, Granularity
 
@@ -39,7 +39,7 @@ def order_paid(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> 
             if bucket.granularity in REPEAT_PERIODS and (
                 bucket.start * 1000 <= registered < ctx.clock.end_of(bucket) * 1000
             ):
-                delta.distinct[(bucket, field("new_member_payers", ANY, ANY))].add(member)
+                delta.add_distinct((bucket,), "new_member_payers", member)
     wide = coarse(buckets)
     for line in event.items():
         delta.rank(wide, "product_sales", line.product_id, line.amount_cents)

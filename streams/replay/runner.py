@@ -18,7 +18,8 @@ from typing import Protocol, TextIO
 
 from streams.aggregators import ANY, BatchDelta, KpiAggregator, ShardMemory
 from streams.aggregators import field as kpi_field
-from streams.events import DecodeLimits, Event, Rejection, TopicKind, decode
+from streams.decoder import Decoder
+from streams.events import DecodeLimits, Event, Rejection, TopicKind
 from streams.keys import Shard
 from streams.pipeline import BatchOutcome, Record, wall_clock_ms
 from streams.replay.sources import Progress, SourceRecord
@@ -153,7 +154,7 @@ class DryRun:
         topics: Mapping[str, TopicKind],
         dead_letters: ReplayDeadLetters,
     ) -> None:
-        self.limits = limits
+        self.decoder = Decoder(limits)
         self.aggregator = aggregator
         self.topics = dict(topics)
         self.dead_letters = dead_letters
@@ -167,7 +168,7 @@ class DryRun:
         now_ms = wall_clock_ms()
         decoded: list[Event | Rejection] = []
         for record in records:
-            event = decode(record.value, self.limits, now_ms, kind)
+            event = self.decoder.decode(record.value, now_ms, kind)
             if isinstance(event, Rejection):
                 await self.dead_letters.publish(shard, record.offset, event, record.value)
             decoded.append(event)
