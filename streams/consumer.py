@@ -4,15 +4,16 @@ Faust's agent streams hand over one message at a time (conductor, channel
 queue, stream iteration, per-message acknowledgement), which costs more than
 the KPI work itself. This path runs inside the Faust app as one task, with an
 aiokafka consumer in the app's consumer group: each ``getmany`` returns up to
-``KPI_BATCH_MAX_EVENTS`` records grouped by partition, each group goes through
-:class:`streams.pipeline.BatchProcessor` in offset order, and the group's
-offsets are committed only after Redis holds them. A record delivered twice
+``KPI_BATCH_MAX_EVENTS`` records grouped by partition, the groups go through
+:class:`streams.pipeline.BatchProcessor` concurrently (each in offset order),
+and the fetch's offsets are committed only after Redis holds all of them. A record delivered twice
 (after a crash or a rebalance) is skipped by the offset guard in Redis, so a
 commit that is lost or late costs time, never a count.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -86,35 +87,73 @@ async def consume(
 ) -> None:
     """Fetch, apply and commit until cancelled (or for ``batches`` fetches, in tests).
 
-    The consumer comes from :func:`new_consumer` and is started.
-    Errors from Redis are retried inside the processor; anything else propagates
-    with the batch uncommitted.
+    The consumer comes from :func:`new_consumer` and is started. Two fetches
+    are in flight at most: while the Redis applies of one run, the next one is
+    fetched, decoded and aggregated (a partition's batches still apply in
+    order). A fetch is committed once all of its batches are applied. Errors
+    from Redis are retried inside the processor; anything else propagates with
+    the fetch uncommitted.
     """
+
+    async def apply(
+        tp: TopicPartition, messages: Sequence[Any], before: asyncio.Task[int] | None
+    ) -> int:
+        if before is not None:
+            await before  # the partition's previous batch first
+        shard = Shard(tp.topic, tp.partition)
+        records = [Record(m.offset, m.value or b"") for m in messages]
+        started = time.perf_counter()
+        await processor.process(shard, records)
+        if observer is not None:
+            observer.observe_batch(shard, len(records), time.perf_counter() - started)
+            highwater = _highwater(consumer, tp)
+            if highwater is not None:
+                lag = max(0, highwater - records[-1].offset - 1)
+                observer.observe_partition_lag(tp.topic, tp.partition, lag)
+        return records[-1].offset + 1
+
     within_ms = int(settings.batch_within_seconds * 1000)
+    previous: dict[TopicPartition, asyncio.Task[int]] = {}
     fetched = 0
-    while batches is None or fetched < batches:
-        fetched += 1
-        groups: Mapping[TopicPartition, Sequence[Any]] = await consumer.getmany(
-            timeout_ms=within_ms, max_records=settings.batch_max_events
-        )
-        if not groups:
-            continue
-        done: dict[TopicPartition, OffsetAndMetadata] = {}
-        for tp, messages in groups.items():
-            shard = Shard(tp.topic, tp.partition)
-            records = [Record(m.offset, m.value or b"") for m in messages]
-            started = time.perf_counter()
-            await processor.process(shard, records)
-            if observer is not None:
-                observer.observe_batch(shard, len(records), time.perf_counter() - started)
-                highwater = consumer.highwater(tp)
-                if highwater is not None:
-                    lag = max(0, highwater - records[-1].offset - 1)
-                    observer.observe_partition_lag(tp.topic, tp.partition, lag)
-            done[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
-        try:
-            await consumer.commit(done)
-        except (CommitFailedError, KafkaError) as exc:
-            # The partitions moved (rebalance) or Kafka is away: Redis holds the batch,
-            # and whoever reads these records again skips them by the offset guard.
-            log.warning("offset commit failed (%s); Redis already holds the batch", exc)
+    try:
+        while batches is None or fetched < batches:
+            fetched += 1
+            groups: Mapping[TopicPartition, Sequence[Any]] = await consumer.getmany(
+                timeout_ms=within_ms, max_records=settings.batch_max_events
+            )
+            current = {
+                tp: asyncio.create_task(apply(tp, messages, previous.get(tp)))
+                for tp, messages in groups.items()
+            }
+            await _settle_and_commit(consumer, previous)
+            previous = current
+        await _settle_and_commit(consumer, previous)
+        previous = {}
+    finally:
+        for task in previous.values():
+            task.cancel()
+
+
+async def _settle_and_commit(
+    consumer: AIOKafkaConsumer, tasks: Mapping[TopicPartition, asyncio.Task[int]]
+) -> None:
+    """Wait for a fetch's batches (raising the first error), then commit past them."""
+    if not tasks:
+        return
+    ends = await asyncio.gather(*tasks.values())
+    done = {tp: OffsetAndMetadata(end, "") for tp, end in zip(tasks, ends, strict=True)}
+    try:
+        await consumer.commit(done)
+    except (CommitFailedError, KafkaError) as exc:
+        # The partitions moved (rebalance) or Kafka is away: Redis holds the batch,
+        # and whoever reads these records again skips them by the offset guard.
+        log.warning("offset commit failed (%s); Redis already holds the batch", exc)
+
+
+def _highwater(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The partition's end offset as last fetched; None once it has moved away (rebalance)."""
+    try:
+        value = consumer.highwater(tp)
+    except AssertionError:  # aiokafka asserts the partition is still assigned
+        return None
+    return None if value is None else int(value)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec.structs import astuple
 
 from streams.events import (
     EVENT_TYPES,
@@ -69,14 +70,13 @@ def _struct(type_name: str, fields: dict[str, FieldSpec]) -> type[msgspec.Struct
     for name, spec in fields.items():
         wire = _WIRE_TYPES[spec.kind]
         members.append((name, wire) if spec.required else (name, wire | None, None))
-    required = [m for m in members if len(m) == 2]
-    optional = [m for m in members if len(m) == 3]
+    # The event's own fields first, in spec order, so that they are a prefix of astuple().
     return msgspec.defstruct(
         f"Wire_{type_name}",
-        [*required, *optional],
+        [*members[3:], *members[:3]],
         tag_field="type",
         tag=type_name,
-        array_like=False,
+        kw_only=True,
     )
 
 
@@ -140,7 +140,7 @@ class Decoder:
                 type_name = wire.__struct_config__.tag
                 event_ms = _time_ms(wire.event_time)
                 if now_ms - limits.max_age_ms <= event_ms <= now_ms + limits.max_future_skew_ms:
-                    attrs = {name: getattr(wire, name) for name in self._names[type_name]}
+                    attrs = dict(zip(self._names[type_name], astuple(wire), strict=False))
                     for name, convert in self._converters[type_name]:
                         attrs[name] = convert(attrs[name])
                     return Event(type_name, wire.event_id, event_ms, attrs)

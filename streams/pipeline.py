@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import redis.exceptions
 
@@ -32,9 +32,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One raw message of a shard."""
+class Record(NamedTuple):
+    """One raw message of a shard (a named tuple: one is built per message)."""
 
     offset: int
     value: bytes

@@ -76,9 +76,16 @@ while i <= n do
       end
     end
   elseif op == 'Y' then
-    -- ranking increments: member, increment, member, increment, ...
+    -- ranking increments: member, increment, member, increment, ...; then the ranking's
+    -- cap; further values name more rankings that get the same increments (other buckets)
     local pairs_ = items(ARGV[i+3])
-    for j = 1, #pairs_, 2 do redis.call('ZINCRBY', key, pairs_[j + 1], pairs_[j]) end
+    local cap = tonumber(ARGV[i+4])
+    for k = 0, c - 2 do
+      local target = key
+      if k > 0 then target = KEYS[tonumber(ARGV[i+4+k])] end
+      for j = 1, #pairs_, 2 do redis.call('ZINCRBY', target, pairs_[j + 1], pairs_[j]) end
+      redis.call('ZREMRANGEBYRANK', target, 0, -(cap + 1))
+    end
   elseif op == 'S' then
     -- state entries: field, value, field, value, ...
     local pairs_ = items(ARGV[i+3])
@@ -97,8 +104,6 @@ while i <= n do
       redis.call('HINCRBY', key, string.sub(item, 1, nul - 1), string.sub(item, nul + 1))
       pos = colon + len + 1
     end
-  elseif op == 'T' then
-    redis.call('ZREMRANGEBYRANK', key, 0, -(tonumber(ARGV[i+3]) + 1))
   elseif op == 'B' then
     -- repeat purchase: count the buyer's paid orders in KEYS[key], move them up one bin
     local dist = KEYS[tonumber(ARGV[i+3])]
@@ -186,6 +191,10 @@ def pack_members(members: set[str]) -> bytes:
 
 def pack_members_list(items: Iterable[str]) -> bytes:
     """Items as ``<length>:<bytes>`` back to back, in the given order."""
+    items = list(items)
+    text = "".join([f"{len(item)}:{item}" for item in items])
+    if text.isascii():  # then every length in characters is the length in bytes
+        return text.encode()
     parts = []
     for item in items:
         raw = item.encode()
@@ -294,11 +303,13 @@ class RedisSink:
         for members, targets in shared.values():
             others = [script.key(key) for key in targets[1:]]
             script.op("P", targets[0], pack_members_list(members), *others)
-        for (bucket, name), scores in delta.ranked.items():
-            key = layout.ranking(shard, bucket, name)
-            script.op("Y", key, pack_members_list(_flat((m, str(n)) for m, n in scores.items())))
-            script.op("T", key, RANKING_CAP)
-            expiries[key] = self.expires_at(bucket)
+        for buckets, name, scores in delta.ranked_groups():
+            targets = [layout.ranking(shard, bucket, name) for bucket in buckets]
+            for key, bucket in zip(targets, buckets, strict=True):
+                expiries[key] = self.expires_at(bucket)
+            packed = pack_members_list(_flat((m, str(n)) for m, n in scores.items()))
+            others = [script.key(key) for key in targets[1:]]
+            script.op("Y", targets[0], packed, RANKING_CAP, *others)
         lifetime_count = layout.tally(shard, BUYER_PAID_TALLY)
         lifetime_dist = layout.tally(shard, REPEAT_LIFETIME_TALLY)
         prefix = field(REPEAT_FIELD, "orders", "")

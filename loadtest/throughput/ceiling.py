@@ -1,8 +1,8 @@
 """Contender (a), the ceiling: a raw aiokafka consumer that only fetches and decodes.
 
 No aggregation, no Redis: what one Python process can take off Kafka through
-``streams.events.decode``. Writes a :class:`ProcessResult` when ``--events``
-records have been decoded.
+the project's decoder (``streams.decoder``). Writes a :class:`ProcessResult`
+when ``--events`` records have been decoded.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from loadtest.throughput.common import ProcessResult, limits, now_ms
-from streams.events import Rejection, TopicKind, decode
+from streams.decoder import Decoder
+from streams.events import Rejection, TopicKind
 
 
 async def run(bootstrap: str, topic: str, group: str, events: int) -> ProcessResult:
@@ -29,7 +30,7 @@ async def run(bootstrap: str, topic: str, group: str, events: int) -> ProcessRes
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_bytes=16 * 1024 * 1024,
     )
-    bounds = limits()
+    decoder = Decoder(limits())
     await consumer.start()
     seen = rejected = 0
     first = 0.0
@@ -44,7 +45,7 @@ async def run(bootstrap: str, topic: str, group: str, events: int) -> ProcessRes
             for records in batches.values():
                 for record in records:
                     if isinstance(
-                        decode(record.value, bounds, stamp, TopicKind.CLICKSTREAM), Rejection
+                        decoder.decode(record.value, stamp, TopicKind.CLICKSTREAM), Rejection
                     ):
                         rejected += 1
                     seen += 1

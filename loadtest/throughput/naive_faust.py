@@ -17,7 +17,8 @@ import faust
 import redis.asyncio as aioredis
 
 from loadtest.throughput.common import PARTITIONS, ProcessResult, limits, now_ms
-from streams.events import Event, TopicKind, decode
+from streams.decoder import Decoder
+from streams.events import Event, TopicKind
 
 
 def build_app(
@@ -37,7 +38,7 @@ def build_app(
         topic_replication_factor=1,
     )
     source = app.topic(topic, key_type=bytes, value_type=bytes, partitions=PARTITIONS)
-    bounds = limits()
+    decoder = Decoder(limits())
     client = aioredis.Redis.from_url(redis_url)
     state = {"seen": 0, "first": 0.0, "rejected": 0}
 
@@ -46,7 +47,7 @@ def build_app(
         async for value in stream:
             if not state["first"]:
                 state["first"] = time.time()
-            event = decode(value, bounds, now_ms(), TopicKind.CLICKSTREAM)
+            event = decoder.decode(value, now_ms(), TopicKind.CLICKSTREAM)
             if isinstance(event, Event):
                 minute = event.event_ms // 60_000 * 60
                 await client.hincrby(f"{prefix}:pv", str(minute), 1)

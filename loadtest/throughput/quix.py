@@ -5,8 +5,8 @@ visitor, so the natural pipeline is a tumbling one-minute window counting each
 visitor's views (state in RocksDB with its changelog topic, as Quix does by
 default). Each window update is one page view for that minute, and an update
 whose count is 1 is a new visitor for that minute: summing those gives the
-minute's exact PV and UV. Events are decoded with ``streams.events.decode``,
-like every other contender.
+minute's exact PV and UV. Events are decoded with the project's decoder
+(``streams.decoder``), like every other contender.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.throughput.common import ProcessResult, limits, now_ms
-from streams.events import Event, TopicKind, decode
+from streams.decoder import Decoder
+from streams.events import Event, TopicKind
 
 GRACE = timedelta(minutes=15)  # the generated events are in event-time order per partition
 
@@ -36,7 +37,7 @@ def run(bootstrap: str, topic: str, group: str, events: int, result: Path) -> No
         loglevel="WARNING",
     )
     source = app.topic(topic, value_deserializer="bytes", key_deserializer="bytes")
-    bounds = limits()
+    decoder = Decoder(limits())
     pv: Counter[int] = Counter()
     uv: Counter[int] = Counter()
     tally = {"seen": 0, "rejected": 0, "first": 0.0}
@@ -45,7 +46,7 @@ def run(bootstrap: str, topic: str, group: str, events: int, result: Path) -> No
         if not tally["first"]:
             tally["first"] = time.time()
         tally["seen"] += 1
-        event = decode(raw, bounds, now_ms(), TopicKind.CLICKSTREAM)
+        event = decoder.decode(raw, now_ms(), TopicKind.CLICKSTREAM)
         if isinstance(event, Event):
             return {"ms": event.event_ms}
         tally["rejected"] += 1

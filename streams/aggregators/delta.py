@@ -49,9 +49,7 @@ class BatchDelta:
     """Increments, distinct members, rankings and state changes of one batch."""
 
     _counts: dict[tuple[tuple[Bucket, ...], str, Dims], int] = dc_field(default_factory=dict)
-    _members: dict[tuple[tuple[Bucket, ...], str, Dims], set[str]] = dc_field(
-        default_factory=dict
-    )
+    _members: dict[tuple[tuple[Bucket, ...], str, Dims], set[str]] = dc_field(default_factory=dict)
     _scores: dict[tuple[tuple[Bucket, ...], str], Counter[str]] = dc_field(default_factory=dict)
     """Pending additions keyed by the whole tuple of buckets an event falls in and,
     for counters and distinct sets, by all its dimension values at once.
@@ -124,6 +122,13 @@ class BatchDelta:
         yield from self._pending_groups()
         for (bucket, name), members in self._distinct.items():
             yield (bucket,), name, members
+
+    def ranked_groups(self) -> Iterator[tuple[tuple[Bucket, ...], str, Counter[str]]]:
+        """Score increments per tuple of buckets and ranking, not expanded per bucket."""
+        for (buckets, name), scores in self._scores.items():
+            yield buckets, name, scores
+        for (bucket, name), scores in self._ranked.items():
+            yield (bucket,), name, scores
 
     @property
     def ranked(self) -> defaultdict[tuple[Bucket, str], Counter[str]]:

@@ -1,0 +1,107 @@
+"""The consuming loop commits a partition only after its batch is applied."""
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError
+
+from streams.consumer import consume
+from streams.keys import Shard
+from streams.pipeline import Record
+from streams.settings import Settings
+
+
+@dataclass
+class Message:
+    offset: int
+    value: bytes
+
+
+class FakeConsumer:
+    def __init__(self, fetches: list[dict[TopicPartition, list[Message]]], log: list[object]):
+        self.fetches = fetches
+        self.log = log
+        self.fail_commit = False
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict:
+        return self.fetches.pop(0) if self.fetches else {}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        assert tp != A1, "Partition is not assigned"  # as aiokafka does after a rebalance
+        return 100
+
+    async def commit(self, offsets: dict) -> None:
+        self.log.append(
+            ("commit", {(tp.topic, tp.partition): o.offset for tp, o in offsets.items()})
+        )
+        if self.fail_commit:
+            raise CommitFailedError("rebalanced")
+
+
+class FakeProcessor:
+    def __init__(self, log: list[object], fail_on: str | None = None):
+        self.log = log
+        self.fail_on = fail_on
+
+    async def process(self, shard: Shard, records: list[Record]) -> None:
+        if shard.topic == self.fail_on:
+            raise RuntimeError("boom")
+        self.log.append(("apply", shard.topic, shard.partition, [r.offset for r in records]))
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.lags: list[tuple[str, int, int]] = []
+        self.batches: list[tuple[str, int]] = []
+
+    def observe_batch(self, shard: Shard, records: int, seconds: float) -> None:
+        self.batches.append((shard.topic, records))
+
+    def observe_partition_lag(self, topic: str, partition: int, lag: int) -> None:
+        self.lags.append((topic, partition, lag))
+
+
+A0, A1, B0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
+SETTINGS = Settings.from_env({})
+
+
+def fetches() -> list[dict[TopicPartition, list[Message]]]:
+    return [
+        {A0: [Message(5, b"x"), Message(6, b"y")], B0: [Message(0, b"z")]},
+        {},
+        {A1: [Message(9, b"w")]},
+    ]
+
+
+def test_each_fetch_is_applied_per_partition_then_committed_past_its_last_offset() -> None:
+    log: list[object] = []
+    observer = Observer()
+    consumer = FakeConsumer(fetches(), log)
+    asyncio.run(consume(consumer, FakeProcessor(log), SETTINGS, observer, batches=3))  # type: ignore[arg-type]
+    assert log == [
+        ("apply", "a", 0, [5, 6]),
+        ("apply", "b", 0, [0]),
+        ("commit", {("a", 0): 7, ("b", 0): 1}),
+        ("apply", "a", 1, [9]),
+        ("commit", {("a", 1): 10}),
+    ]
+    assert observer.lags == [("a", 0, 93), ("b", 0, 99)]  # a-1 moved away: no lag
+    assert observer.batches == [("a", 2), ("b", 1), ("a", 1)]
+
+
+def test_a_failing_apply_commits_nothing_of_its_fetch() -> None:
+    log: list[object] = []
+    consumer = FakeConsumer(fetches(), log)
+    with pytest.raises(RuntimeError):
+        asyncio.run(consume(consumer, FakeProcessor(log, fail_on="b"), SETTINGS, batches=3))  # type: ignore[arg-type]
+    assert log == [("apply", "a", 0, [5, 6])]
+
+
+def test_a_refused_commit_does_not_stop_consuming() -> None:
+    log: list[object] = []
+    consumer = FakeConsumer(fetches(), log)
+    consumer.fail_commit = True
+    asyncio.run(consume(consumer, FakeProcessor(log), SETTINGS, batches=3))  # type: ignore[arg-type]
+    assert [entry[0] for entry in log] == ["apply", "apply", "commit", "apply", "commit"]
