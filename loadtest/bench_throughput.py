@@ -82,6 +82,7 @@ class KeyCensus:
     bytes: int
     unexpiring: int
     unexpiring_kinds: list[str]
+    bytes_by_kind: Counter[str]
 
 
 def key_census(client: redis.Redis, prefix: str) -> KeyCensus:
@@ -93,12 +94,14 @@ def key_census(client: redis.Redis, prefix: str) -> KeyCensus:
         pipe.memory_usage(key, samples=0)
     answers = pipe.execute()
     kinds: Counter[str] = Counter()
+    by_kind: Counter[str] = Counter()
     size = 0
     for key, ttl, usage in zip(keys, answers[::2], answers[1::2], strict=True):
         size += int(usage or 0)
+        by_kind[_kind(key.decode(), prefix)] += int(usage or 0)
         if ttl == -1:
             kinds[_kind(key.decode(), prefix)] += 1
-    return KeyCensus(len(keys), size, sum(kinds.values()), sorted(kinds))
+    return KeyCensus(len(keys), size, sum(kinds.values()), sorted(kinds), by_kind)
 
 
 def _kind(key: str, prefix: str) -> str:
@@ -108,12 +111,25 @@ def _kind(key: str, prefix: str) -> str:
     return ":".join(parts[:2]) if parts[0] in ("s", "t", "z") else parts[0]
 
 
+KIND_NAMES = {
+    "b": "counters",
+    "u": "HyperLogLogs",
+    "r": "rankings",
+    "seen": "event ids",
+    "s:session": "sessions",
+}
+
+
 def redis_row(events: int, visitors: int, census: KeyCensus, delta: int) -> tuple[str, str, str]:
     """Redis memory per million visitors, from the run's keys and from ``used_memory``."""
     per_million = 1e6 / visitors / 2**20
+    largest = ", ".join(
+        f"{KIND_NAMES.get(kind, kind)} {100 * n / max(1, census.bytes):.0f} %"
+        for kind, n in census.bytes_by_kind.most_common(3)
+    )
     return (
         f"Redis memory per 1 M visitors ({events:,} events, {visitors:,} visitors)",
-        f"{census.bytes * per_million:,.0f} MiB (keys); used_memory delta "
+        f"{census.bytes * per_million:,.0f} MiB (keys; largest: {largest}); used_memory delta "
         f"{delta * per_million:,.0f} MiB",
         "bounded by TTLs",
     )
