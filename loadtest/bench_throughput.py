@@ -208,6 +208,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         results.append(ceiling)
 
+        say("(a') Faust agent, take_events + decode")
+        faust_stream, _ = run_module(
+            "(a') Faust take_events + decode",
+            "loadtest.throughput.faust_stream",
+            [*common, "--group", f"{run_id}-faust-stream"],
+            work,
+            timeout,
+        )
+        results.append(faust_stream)
+
         say("(b) naive Faust agent, Redis per event")
         naive_prefix = f"{run_id}-naive"
         naive, _ = run_module(
