@@ -57,8 +57,8 @@ literals), `not_an_object`, `unsupported_schema`, `unknown_type`,
 (not ISO 8601, no offset, not finite), `too_old` (older than the day-bucket
 retention), `too_far_in_future` (more than `KPI_MAX_FUTURE_SKEW_SECONDS` ahead
 of the worker's clock), `duplicate_event_id` (an `event_id` already accepted on
-the same partition for an event in the same hour, within `KPI_DEDUPE_HOURS`,
-default 24; 0 turns the check off).
+the same partition for an event with the same event time, within
+`KPI_DEDUPE_MINUTES`, default 10; 0 turns the check off).
 
 Dead letters are published at least once: a worker killed between publishing
 and applying a batch publishes that batch's rejections again after restart

@@ -15,7 +15,7 @@ epoch seconds)::
     P:{S}:t:<name>               hash    running tallies: buyer_paid, repeat_lifetime, agent_open
     P:{S}:s:<table>              hash    state: session, conversation, complaint
     P:{S}:z:<name>               zset    live sets: waiting (conversation -> waiting since, ms)
-    P:{S}:seen:<hour>            set     event ids accepted with event time in that UTC hour
+    P:{S}:seen:<minute>          set     event ids accepted with event time in that minute
                                          (duplicate detection; expire after the horizon)
 
 Bucket keys expire at bucket end + retention. The ``{S}`` hash tag keeps all
@@ -100,9 +100,9 @@ class KeyLayout:
         """A state table of ``shard``."""
         return f"{self._tag(shard)}:s:{table}"
 
-    def seen(self, shard: Shard, hour_start: int) -> str:
-        """Event ids accepted on ``shard`` whose event time falls in the UTC hour."""
-        return f"{self._tag(shard)}:seen:{hour_start}"
+    def seen(self, shard: Shard, minute_start: int) -> str:
+        """Event ids accepted on ``shard`` whose event time falls in the minute."""
+        return f"{self._tag(shard)}:seen:{minute_start}"
 
     def live_set(self, shard: Shard, name: str) -> str:
         """A live sorted set of ``shard``."""

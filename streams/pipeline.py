@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
@@ -67,8 +66,8 @@ class DeadLetterList:
         self.items.append((shard, offset, rejection, raw))
 
 
-def _utc_hour(event_ms: int) -> int:
-    return event_ms // 3_600_000 * 3600
+def _minute(event_ms: int) -> int:
+    return event_ms // 60_000 * 60
 
 
 def base_topic(topic: str) -> str:
@@ -120,7 +119,8 @@ class BatchProcessor:
         if kind is None:
             raise ValueError(f"topic {shard.topic!r} is not one of {sorted(self.topic_kinds)}")
         attempts = 0
-        published_upto = -1
+        published: set[int] = set()
+        refused: frozenset[str] = frozenset()  # ids Redis reported as accepted before
         while True:
             attempts += 1
             stored = self._stored.pop(shard, None)
@@ -149,58 +149,41 @@ class BatchProcessor:
             now_ms = self.clock_ms()
             decoded = self.decoder.decode_all([r.value for r in fresh], now_ms, kind)
             if self.dedupe:
-                decoded = await self._retrying(self._drop_duplicates, shard, decoded)
+                decoded = _refuse_duplicates(decoded, refused)
             rejected = 0
             for record, event in zip(fresh, decoded, strict=True):
                 if isinstance(event, Rejection):
                     rejected += 1
-                    if record.offset > published_upto:
+                    if record.offset not in published:
                         await self.dead_letters.publish(shard, record.offset, event, record.value)
-            published_upto = max(published_upto, fresh[-1].offset)
+                        published.add(record.offset)
             # The aggregator changes the memory in place; it is only kept if the apply lands.
             delta = self.aggregator.aggregate(decoded, stored.memory, now_ms)
             if self.dedupe:
                 for event in decoded:
                     if isinstance(event, Event):
-                        delta.seen_ids[_utc_hour(event.event_ms)].add(event.event_id)
-            ok, offset = await self._retrying(
+                        delta.seen_ids[_minute(event.event_ms)].add(event.event_id)
+            outcome = await self._retrying(
                 self.sink.apply, shard, applied, fresh[-1].offset, delta, now_ms
             )
-            if ok:
-                self._stored[shard] = StoredShard(offset, stored.memory)
+            if outcome.applied:
+                self._stored[shard] = StoredShard(outcome.offset, stored.memory)
                 return BatchOutcome(len(fresh), len(records) - len(fresh), rejected, attempts)
+            if outcome.duplicates:
+                # Nothing was written; the memory was changed, so it is reloaded above.
+                log.info(
+                    "shard %s: %d event id(s) accepted before; refusing them",
+                    shard.id,
+                    len(outcome.duplicates),
+                )
+                refused |= outcome.duplicates
+                continue
             log.info(
                 "shard %s: stored offset %s differs from expected %s; reloading",
                 shard.id,
-                offset,
+                outcome.offset,
                 applied,
             )
-
-    async def _drop_duplicates(
-        self, shard: Shard, decoded: list[Event | Rejection]
-    ) -> list[Event | Rejection]:
-        """Refuse events whose id was accepted before, within the horizon, or earlier in the batch.
-
-        A record Kafka redelivers never gets here: the offset guard drops it first.
-        """
-        by_hour: dict[int, list[str]] = defaultdict(list)
-        for event in decoded:
-            if isinstance(event, Event):
-                by_hour[_utc_hour(event.event_ms)].append(event.event_id)
-        if not by_hour:
-            return decoded
-        seen = await self.sink.seen(shard, by_hour)
-        out: list[Event | Rejection] = []
-        for event in decoded:
-            if isinstance(event, Event):
-                if event.event_id in seen:
-                    event = Rejection(
-                        RejectReason.DUPLICATE_EVENT_ID, f"event_id {event.event_id[:64]!r}"
-                    )
-                else:
-                    seen.add(event.event_id)
-            out.append(event)
-        return out
 
     async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
         delay = self.retry_initial_s
@@ -221,3 +204,26 @@ class BatchProcessor:
                     if self.on_health is not None:
                         self.on_health(True)
                 return result
+
+
+def _refuse_duplicates(
+    decoded: list[Event | Rejection], refused: frozenset[str]
+) -> list[Event | Rejection]:
+    """Refuse events whose id is in ``refused`` or came earlier in the batch.
+
+    Ids accepted in earlier batches are found by the apply itself (the sink
+    refuses a batch holding any and names them); a record Kafka redelivers
+    never gets here, the offset guard drops it first.
+    """
+    seen: set[str] = set()
+    out: list[Event | Rejection] = []
+    for event in decoded:
+        if isinstance(event, Event):
+            if event.event_id in refused or event.event_id in seen:
+                event = Rejection(
+                    RejectReason.DUPLICATE_EVENT_ID, f"event_id {event.event_id[:64]!r}"
+                )
+            else:
+                seen.add(event.event_id)
+        out.append(event)
+    return out

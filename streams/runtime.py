@@ -80,11 +80,11 @@ def batch_processor(
         KeyLayout(settings.redis_prefix),
         agg.clock,
         retention(settings),
-        dedupe_horizon_s=settings.dedupe_hours * 3600,
+        dedupe_horizon_s=settings.dedupe_minutes * 60,
     )
     kinds = {topic: TopicKind(kind) for topic, kind in topic_kinds(settings).items()}
     return BatchProcessor(
-        decode_limits(settings), agg, sink, dead_letters, kinds, dedupe=settings.dedupe_hours > 0
+        decode_limits(settings), agg, sink, dead_letters, kinds, dedupe=settings.dedupe_minutes > 0
     )
 
 

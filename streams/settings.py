@@ -67,7 +67,7 @@ class Settings:
     max_event_bytes: int = 1_048_576
     max_future_skew_seconds: int = 300
     late_after_seconds: int = 60
-    dedupe_hours: int = 24
+    dedupe_minutes: int = 10
     visit_timeout_minutes: int = 30
     conversation_timeout_hours: int = 24
     sla_seconds: int = 30

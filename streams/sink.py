@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import redis.asyncio as aioredis
 
@@ -43,7 +44,7 @@ APPLY_SCRIPT = """
 local cur = redis.call('GET', KEYS[1])
 if cur == false then cur = '' end
 if cur ~= ARGV[1] then return {0, cur} end
-local commands = {H='HINCRBY', X='EXPIREAT', D='HDEL', A='ZADD', R='ZREM'}
+local commands = {H='HINCRBY', X='EXPIREAT', E='EXPIRE', D='HDEL', A='ZADD', R='ZREM'}
 local function items(packed)
   -- <length>:<bytes> back to back (lengths in bytes; any byte allowed)
   local out, pos, size = {}, 1, #packed
@@ -57,6 +58,22 @@ local function items(packed)
 end
 local i = 5
 local n = #ARGV
+-- Q ops come first: event ids of the batch that this shard accepted before (duplicates).
+-- If there are any, nothing is written and they are returned, so the caller can refuse
+-- them and try again.
+local dupes = {}
+while i <= n and ARGV[i] == 'Q' do
+  local ids = items(ARGV[i+3])
+  for j = 1, #ids, 1000 do
+    local found = redis.call('SMISMEMBER', KEYS[tonumber(ARGV[i+1])],
+                             unpack(ids, j, math.min(j + 999, #ids)))
+    for k = 1, #found do
+      if found[k] == 1 then dupes[#dupes + 1] = ids[j + k - 1] end
+    end
+  end
+  i = i + 3 + tonumber(ARGV[i+2])
+end
+if #dupes > 0 then return {2, cur, dupes} end
 while i <= n do
   local op = ARGV[i]
   local key = KEYS[tonumber(ARGV[i+1])]
@@ -130,26 +147,13 @@ return {1, ARGV[2]}
 """
 
 
-SEEN_SCRIPT = """
--- ARGV[k]: ids packed as <length>:<bytes>...; returns per key a string of 0/1 flags
-local out = {}
-for k = 1, #KEYS do
-  local packed, ids, pos = ARGV[k], {}, 1
-  while pos <= #packed do
-    local colon = string.find(packed, ':', pos, true)
-    local len = tonumber(string.sub(packed, pos, colon - 1))
-    ids[#ids + 1] = string.sub(packed, colon + 1, colon + len)
-    pos = colon + len + 1
-  end
-  local flags = {}
-  for j = 1, #ids, 1000 do
-    local found = redis.call('SMISMEMBER', KEYS[k], unpack(ids, j, math.min(j + 999, #ids)))
-    for _, flag in ipairs(found) do flags[#flags + 1] = flag end
-  end
-  out[k] = table.concat(flags)
-end
-return out
-"""
+class Applied(NamedTuple):
+    """Outcome of one apply: written or not, the stored offset, the refused event ids."""
+
+    applied: bool
+    offset: int | None
+    duplicates: frozenset[str] = frozenset()
+    """Event ids of the batch accepted before (then nothing was written)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,11 +188,6 @@ class _Script:
         self.args += [code, self.key(key), len(values), *values]
 
 
-def pack_members(members: set[str]) -> bytes:
-    """Members as ``<length>:<bytes>`` back to back (lengths in bytes; any byte allowed)."""
-    return pack_members_list(sorted(members))
-
-
 def pack_members_list(items: Iterable[str]) -> bytes:
     """Items as ``<length>:<bytes>`` back to back, in the given order."""
     items = list(items)
@@ -211,7 +210,7 @@ class RedisSink:
         layout: KeyLayout,
         clock: BucketClock,
         retention_s: dict[Granularity, int],
-        dedupe_horizon_s: int = 24 * 3600,
+        dedupe_horizon_s: int = 600,
     ) -> None:
         self.client = client
         self.dedupe_horizon_s = dedupe_horizon_s
@@ -219,28 +218,10 @@ class RedisSink:
         self.clock = clock
         self.retention_s = retention_s
         self._script = client.register_script(APPLY_SCRIPT)
-        self._seen_script = client.register_script(SEEN_SCRIPT)
 
     def expires_at(self, bucket: Bucket) -> int:
         """Absolute expiry of a bucket's keys (the same on replay as live)."""
         return self.clock.end_of(bucket) + self.retention_s[bucket.granularity]
-
-    async def seen(self, shard: Shard, ids_by_hour: dict[int, list[str]]) -> set[str]:
-        """Which of these event ids were already accepted on ``shard`` (one round trip)."""
-        hours = list(ids_by_hour)
-        replies = await self._seen_script(
-            keys=[self.layout.seen(shard, hour) for hour in hours],
-            args=[pack_members_list(ids_by_hour[hour]) for hour in hours],
-        )
-        found: set[str] = set()
-        for hour, reply in zip(hours, replies, strict=True):
-            flags = _text(reply)
-            found.update(
-                event_id
-                for event_id, flag in zip(ids_by_hour[hour], flags, strict=True)
-                if flag == "1"
-            )
-        return found
 
     async def load(self, shard: Shard) -> StoredShard:
         """Read the shard's applied offset, watermark and state tables (one round trip)."""
@@ -257,18 +238,21 @@ class RedisSink:
 
     async def apply(
         self, shard: Shard, expected: int | None, last_offset: int, delta: BatchDelta, now_ms: int
-    ) -> tuple[bool, int | None]:
-        """Apply ``delta`` if the stored offset still equals ``expected``.
+    ) -> Applied:
+        """Apply ``delta`` unless the stored offset differs from ``expected``.
 
-        Returns whether it was applied and the stored offset afterwards.
+        Nothing is written either if one of the batch's event ids
+        (``delta.seen_ids``) was accepted before on this shard; those ids are
+        returned.
         """
         keys, args = self.build_script_call(shard, expected, last_offset, delta, now_ms)
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.sadd(self.layout.shards(), shard.id)
             await self._script(keys=keys, args=args, client=pipe)
             _, reply = await pipe.execute()
-        ok, offset = reply
-        return bool(ok), _opt_int(offset)
+        status, offset = int(reply[0]), _opt_int(reply[1])
+        duplicates = frozenset(_text(v) for v in reply[2]) if status == 2 else frozenset()
+        return Applied(status == 1, offset, duplicates)
 
     def build_script_call(
         self, shard: Shard, expected: int | None, last_offset: int, delta: BatchDelta, now_ms: int
@@ -283,6 +267,12 @@ class RedisSink:
             now_ms,
         ]
         expiries: dict[str, int] = {}
+        seen = []
+        for minute, ids in delta.seen_ids.items():
+            key = layout.seen(shard, minute)
+            seen.append((key, pack_members_list(ids)))
+        for key, packed in seen:
+            script.op("Q", key, packed)  # first: the script checks them before writing
         by_key: dict[str, list[tuple[str, int]]] = {}
         for (bucket, name), n in delta.counters.items():
             key = layout.counters(shard, bucket)
@@ -335,10 +325,10 @@ class RedisSink:
         for (name, member), n in delta.tallies.items():
             if n:
                 script.op("H", layout.tally(shard, name), member, n)
-        for hour, ids in delta.seen_ids.items():
-            key = layout.seen(shard, hour)
-            script.op("U", key, pack_members(ids))
-            expiries[key] = hour + 3600 + self.dedupe_horizon_s
+        for key, packed in seen:
+            script.op("U", key, packed)
+            # kept for the horizon after the batch (relative: a replay of old events too)
+            script.op("E", key, 60 + self.dedupe_horizon_s)
         for key, expire_at in expiries.items():
             script.op("X", key, expire_at)
         script.op("C", layout.ops(shard), OPS_CONSUMED, delta.consumed)

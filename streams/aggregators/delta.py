@@ -74,7 +74,12 @@ class BatchDelta:
     tallies: Counter[tuple[str, str]] = dc_field(default_factory=Counter)
     rejected: Counter[RejectReason] = dc_field(default_factory=Counter)
     seen_ids: defaultdict[int, set[str]] = dc_field(default_factory=lambda: defaultdict(set))
-    """Accepted event ids by UTC hour of their event time (for duplicate detection)."""
+    """Accepted event ids by the minute of their event time (epoch second of its start).
+
+    A copy sent again carries the same event time, so it is looked for in one
+    minute's set only; a set expires a horizon after the last batch that wrote
+    to it, which bounds their memory by the event rate times the horizon.
+    """
     consumed: int = 0
     late: int = 0
     watermark_ms: int | None = None

@@ -20,6 +20,7 @@ from streams.keys import Shard
 from streams.pipeline import DeadLetterList, Record
 from streams.runtime import batch_processor, kpi_collector
 from streams.settings import Settings
+from streams.sink import Applied
 from tests.integration.conftest import Stack, free_port
 
 pytestmark = pytest.mark.integration
@@ -138,7 +139,7 @@ def test_overlapping_and_repeated_batches_apply_once(stack: Stack) -> None:
 def test_stale_expected_offset_is_refused_and_changes_nothing(stack: Stack) -> None:
     settings = settings_for(stack)
 
-    async def scenario() -> tuple[bool, int | None]:
+    async def scenario() -> Applied:
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
             processor = batch_processor(settings, client, DeadLetterList())
@@ -152,7 +153,7 @@ def test_stale_expected_offset_is_refused_and_changes_nothing(stack: Stack) -> N
         finally:
             await client.aclose()
 
-    assert asyncio.run(scenario()) == (False, 11)
+    assert asyncio.run(scenario()) == (False, 11, frozenset())
     assert collect(settings)[("shop_events_consumed_total", "", "")] == 12
 
 

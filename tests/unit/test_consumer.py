@@ -7,7 +7,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 
-from streams.consumer import consume
+from streams.consumer import _fetch, consume
 from streams.keys import Shard
 from streams.pipeline import Record
 from streams.settings import Settings
@@ -24,6 +24,9 @@ class FakeConsumer:
         self.fetches = fetches
         self.log = log
         self.fail_commit = False
+
+    def assignment(self) -> set[TopicPartition]:
+        return set()  # nothing buffered: every fetch is a waiting getmany
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict:
         return self.fetches.pop(0) if self.fetches else {}
@@ -105,3 +108,41 @@ def test_a_refused_commit_does_not_stop_consuming() -> None:
     consumer.fail_commit = True
     asyncio.run(consume(consumer, FakeProcessor(log), SETTINGS, batches=3))  # type: ignore[arg-type]
     assert [entry[0] for entry in log] == ["apply", "apply", "commit", "apply", "commit"]
+
+
+class BufferedConsumer:
+    """Holds buffered records per partition, drained like aiokafka's fetcher."""
+
+    def __init__(self, buffers: dict[TopicPartition, int]) -> None:
+        self.buffers = {tp: [Message(i, b"v") for i in range(n)] for tp, n in buffers.items()}
+        self.waited = False
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.buffers)
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[Message]]:
+        if not partitions:
+            self.waited = True
+            partitions = tuple(self.buffers)
+        out = {}
+        for tp in partitions:
+            taken, self.buffers[tp] = self.buffers[tp][:max_records], self.buffers[tp][max_records:]
+            if taken:
+                out[tp] = taken
+                max_records -= len(taken)
+            if max_records == 0:
+                break
+        return out
+
+
+def test_a_fetch_takes_its_share_from_every_partition_with_records() -> None:
+    consumer = BufferedConsumer({A0: 3000, A1: 0, B0: 700})
+    groups = asyncio.run(_fetch(consumer, 500, 2000))  # type: ignore[arg-type]
+    assert {tp: len(m) for tp, m in groups.items()} == {A0: 2000, B0: 700}
+    assert not consumer.waited
+    groups = asyncio.run(_fetch(consumer, 500, 2000))  # type: ignore[arg-type]
+    assert {tp: [m.offset for m in ms][:1] for tp, ms in groups.items()} == {A0: [2000]}
+    assert asyncio.run(_fetch(consumer, 500, 2000)) == {}  # type: ignore[arg-type]
+    assert consumer.waited  # nothing buffered: it waited for records
