@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import make_server
 
-from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 from prometheus_client.registry import CollectorRegistry
+
+from streams.exposition import metrics_app
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def serve(
     password: str = "",
 ) -> tuple[Any, threading.Thread]:
     """Start serving /metrics in a daemon thread; returns the server and the thread."""
-    app: Wsgi = make_wsgi_app(registry)
+    app: Wsgi = metrics_app(registry)
     if user or password:
         app = basic_auth(app, user, password)
     server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
