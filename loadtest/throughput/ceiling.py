@@ -7,14 +7,12 @@ when ``--events`` records have been decoded.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
-from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from loadtest.throughput.common import ProcessResult, limits, now_ms
+from loadtest.throughput.common import ProcessResult, contender_arguments, limits, now_ms
 from streams.decoder import Decoder
 from streams.events import Rejection, TopicKind
 
@@ -57,12 +55,7 @@ async def run(bootstrap: str, topic: str, group: str, events: int) -> ProcessRes
 
 def main(argv: list[str] | None = None) -> int:
     """Command line (the benchmark starts this as a process)."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--topic", required=True)
-    parser.add_argument("--group", required=True)
-    parser.add_argument("--events", type=int, required=True)
-    parser.add_argument("--result", type=Path, required=True)
+    parser = contender_arguments(__doc__)
     args = parser.parse_args(argv)
     asyncio.run(run(args.bootstrap, args.topic, args.group, args.events)).write(args.result)
     return 0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import faust
 
 from streams.events import DecodeLimits
 from streams.runtime import decode_limits
@@ -51,6 +54,33 @@ class ProcessResult:
         """Read a file written by :meth:`write`."""
         doc = json.loads(path.read_text())
         return cls(int(doc["events"]), float(doc["first"]), float(doc["last"]), doc["extra"])
+
+
+def contender_arguments(description: str | None) -> argparse.ArgumentParser:
+    """The command line every contender process takes (the benchmark passes these)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--result", type=Path, required=True)
+    return parser
+
+
+def faust_app(group: str, bootstrap: str, datadir: Path) -> faust.App:
+    """A Faust app reading raw bytes from the run's topics (both Faust contenders)."""
+    return faust.App(
+        group,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        datadir=str(datadir),
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=PARTITIONS,
+        topic_replication_factor=1,
+    )
 
 
 def limits() -> DecodeLimits:

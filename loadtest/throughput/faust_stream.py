@@ -10,32 +10,27 @@ why the worker reads its input with one aiokafka consumer inside the Faust app
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
 
 import faust
 
-from loadtest.throughput.common import PARTITIONS, ProcessResult, limits, now_ms
+from loadtest.throughput.common import (
+    PARTITIONS,
+    ProcessResult,
+    contender_arguments,
+    faust_app,
+    limits,
+    now_ms,
+)
 from streams.decoder import Decoder
 from streams.events import Rejection, TopicKind
 
 
 def build_app(bootstrap: str, topic: str, group: str, events: int, result: Path) -> faust.App:
     """The Faust app; it writes ``result`` once ``events`` events were decoded."""
-    app = faust.App(
-        group,
-        broker=f"kafka://{bootstrap}",
-        store="memory://",
-        key_serializer="raw",
-        value_serializer="raw",
-        web_enabled=False,
-        datadir=str(result.parent / "faust-stream-data"),
-        consumer_auto_offset_reset="earliest",
-        topic_partitions=PARTITIONS,
-        topic_replication_factor=1,
-    )
+    app = faust_app(group, bootstrap, result.parent / "faust-stream-data")
     source = app.topic(topic, key_type=bytes, value_type=bytes, partitions=PARTITIONS)
     decoder = Decoder(limits())
     counts = {"seen": 0, "rejected": 0}
@@ -64,12 +59,7 @@ def build_app(bootstrap: str, topic: str, group: str, events: int, result: Path)
 
 def main(argv: list[str] | None = None) -> int:
     """Command line (the benchmark starts this as a process and stops it when done)."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--topic", required=True)
-    parser.add_argument("--group", required=True)
-    parser.add_argument("--events", type=int, required=True)
-    parser.add_argument("--result", type=Path, required=True)
+    parser = contender_arguments(__doc__)
     args = parser.parse_args(argv)
     app = build_app(args.bootstrap, args.topic, args.group, args.events, args.result)
     faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()

@@ -8,7 +8,6 @@ in Redis, so a redelivery would count twice; it is here for speed only.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,14 @@ from typing import Any
 import faust
 import redis.asyncio as aioredis
 
-from loadtest.throughput.common import PARTITIONS, ProcessResult, limits, now_ms
+from loadtest.throughput.common import (
+    PARTITIONS,
+    ProcessResult,
+    contender_arguments,
+    faust_app,
+    limits,
+    now_ms,
+)
 from streams.decoder import Decoder
 from streams.events import Event, TopicKind
 
@@ -25,18 +31,7 @@ def build_app(
     bootstrap: str, topic: str, group: str, events: int, redis_url: str, prefix: str, result: Path
 ) -> faust.App:
     """The Faust app; it writes ``result`` once ``events`` events were applied."""
-    app = faust.App(
-        group,
-        broker=f"kafka://{bootstrap}",
-        store="memory://",
-        key_serializer="raw",
-        value_serializer="raw",
-        web_enabled=False,
-        datadir=str(result.parent / "naive-faust-data"),
-        consumer_auto_offset_reset="earliest",
-        topic_partitions=PARTITIONS,
-        topic_replication_factor=1,
-    )
+    app = faust_app(group, bootstrap, result.parent / "naive-faust-data")
     source = app.topic(topic, key_type=bytes, value_type=bytes, partitions=PARTITIONS)
     decoder = Decoder(limits())
     client = aioredis.Redis.from_url(redis_url)
@@ -65,14 +60,9 @@ def build_app(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line (the benchmark starts this as a process and stops it when done)."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--topic", required=True)
-    parser.add_argument("--group", required=True)
-    parser.add_argument("--events", type=int, required=True)
+    parser = contender_arguments(__doc__)
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--prefix", required=True)
-    parser.add_argument("--result", type=Path, required=True)
     args = parser.parse_args(argv)
     app = build_app(
         args.bootstrap,

@@ -11,14 +11,13 @@ minute's exact PV and UV. Events are decoded with the project's decoder
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from loadtest.throughput.common import ProcessResult, limits, now_ms
+from loadtest.throughput.common import ProcessResult, contender_arguments, limits, now_ms
 from streams.decoder import Decoder
 from streams.events import Event, TopicKind
 
@@ -82,12 +81,7 @@ def run(bootstrap: str, topic: str, group: str, events: int, result: Path) -> No
 
 def main(argv: list[str] | None = None) -> int:
     """Command line (the benchmark starts this as a process)."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--topic", required=True)
-    parser.add_argument("--group", required=True)
-    parser.add_argument("--events", type=int, required=True)
-    parser.add_argument("--result", type=Path, required=True)
+    parser = contender_arguments(__doc__)
     args = parser.parse_args(argv)
     run(args.bootstrap, args.topic, args.group, args.events, args.result)
     return 0
