@@ -73,7 +73,6 @@ log = logging.getLogger(__name__)
 
 _REASONS = frozenset(reason.value for reason in RejectReason)
 ROLLING = {"5m": 5, "30m": 30}
-ROLLING_UNION_TTL_S = 120  # a cached union of closed minutes outlives its minute
 CURRENT = {
     "minute": Granularity.MINUTE,
     "hour": Granularity.HOUR,
@@ -231,39 +230,6 @@ class _Scrape:
                 names += [field(comp.name, dim, v) for v in self.c.labels.values(dim)]
         return names
 
-    def _rolling_unions(self, visitors: list[Shard]) -> dict[tuple[str, str], str]:
-        """(window, set) -> a cached union of the rolling window's closed minutes.
-
-        A 30-minute count would otherwise merge 30 HyperLogLogs per shard and
-        set at every scrape. The closed minutes change only with late events,
-        so their union is built once per minute (PFMERGE, kept two minutes) and
-        each scrape counts it with the current minute's keys: a late event in
-        a closed minute shows in these windows when the next minute starts.
-        """
-        plan: dict[tuple[str, str], tuple[str, list[str]]] = {}
-        for window in self.windows:
-            if window.name not in ROLLING or len(window.buckets) < 2 or not visitors:
-                continue
-            closed = window.buckets[1:]
-            for name in self._distinct_names(window):
-                key = self.layout.rolling_union(window.name, closed[0].start, name)
-                sources = [self.layout.distinct(s, b, name) for s in visitors for b in closed]
-                plan[(window.name, name)] = (key, sources)
-        if not plan:
-            return {}
-        client = self.c.client
-        exists = client.pipeline(transaction=False)
-        for key, _ in plan.values():
-            exists.exists(key)
-        flags = exists.execute()
-        build = client.pipeline(transaction=False)
-        for (key, sources), found in zip(plan.values(), flags, strict=True):
-            if not found:
-                build.pfmerge(key, *sources)
-                build.expire(key, ROLLING_UNION_TTL_S)
-        build.execute()
-        return {window_set: key for window_set, (key, _) in plan.items()}
-
     def run(self) -> list[Metric]:
         shards = self._shards()
         kinds = self.c.topic_kinds
@@ -298,14 +264,9 @@ class _Scrape:
                     into=partial(_add_hash, counters[bucket]),
                 )
         distinct: dict[str, dict[str, int]] = defaultdict(dict)
-        unions = self._rolling_unions(visitors)
         for window in self.windows:
             for name in self._distinct_names(window):
-                union = unions.get((window.name, name))
-                buckets = window.buckets[:1] if union else window.buckets
-                keys = [self.layout.distinct(s, b, name) for s in visitors for b in buckets]
-                if union:
-                    keys.append(union)
+                keys = [self.layout.distinct(s, b, name) for s in visitors for b in window.buckets]
                 if keys:
                     read(
                         pipe.pfcount,

@@ -17,9 +17,6 @@ epoch seconds)::
     P:{S}:z:<name>               zset    live sets: waiting (conversation -> waiting since, ms)
     P:{S}:seen:<minute>          set     event ids accepted with event time in that minute
                                          (duplicate detection; expire after the horizon)
-    P:x:<window>:<t>:<name>      HLL     exporter cache: union over all shards of the closed
-                                         minutes of a rolling window whose newest closed
-                                         minute starts at <t> (expires after two minutes)
 
 Bucket keys expire at bucket end + retention. The ``{S}`` hash tag keeps all
 keys of one shard in one Redis Cluster slot, so one atomic apply per
@@ -106,10 +103,6 @@ class KeyLayout:
     def seen(self, shard: Shard, minute_start: int) -> str:
         """Event ids accepted on ``shard`` whose event time falls in the minute."""
         return f"{self._tag(shard)}:seen:{minute_start}"
-
-    def rolling_union(self, window: str, newest_closed_minute: int, name: str) -> str:
-        """The exporter's union of a rolling window's closed minutes (every shard)."""
-        return f"{self.prefix}:x:{window}:{newest_closed_minute}:{name}"
 
     def live_set(self, shard: Shard, name: str) -> str:
         """A live sorted set of ``shard``."""
