@@ -119,6 +119,7 @@ async def consume(
 
     within_ms = int(settings.batch_within_seconds * 1000)
     previous: dict[TopicPartition, asyncio.Task[int]] = {}
+    current: dict[TopicPartition, asyncio.Task[int]] = {}
     fetched = 0
     try:
         while batches is None or fetched < batches:
@@ -129,11 +130,12 @@ async def consume(
                 for tp, messages in groups.items()
             }
             await _settle_and_commit(consumer, previous)
-            previous = current
+            previous, current = current, {}
         await _settle_and_commit(consumer, previous)
         previous = {}
     finally:
-        for task in previous.values():
+        # On an error or a shutdown nothing unsettled is committed; stop what still runs.
+        for task in (*previous.values(), *current.values()):
             task.cancel()
 
 
