@@ -11,6 +11,8 @@ both give the same result for every input (a property test compares them).
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
@@ -106,7 +108,7 @@ class Decoder:
                 if field.kind in (Kind.LABEL, Kind.MONEY, Kind.TIME, Kind.ITEMS)
             ]
         for topic, structs in by_topic.items():
-            union: Any = structs[0] if len(structs) == 1 else _union(structs)
+            union: Any = functools.reduce(operator.or_, structs)  # a tagged union
             self._decoders[topic] = msgspec.json.Decoder(union)
 
     def _converter(self, name: str, field: FieldSpec) -> Convert:
@@ -153,10 +155,3 @@ class Decoder:
     ) -> list[Event | Rejection]:
         """Decode a batch of one topic."""
         return [self.decode(raw, now_ms, topic) for raw in raws]
-
-
-def _union(structs: list[type[msgspec.Struct]]) -> Any:
-    union: Any = structs[0]
-    for struct in structs[1:]:
-        union = union | struct
-    return union

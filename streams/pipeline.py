@@ -96,7 +96,6 @@ class BatchProcessor:
         on_health: Callable[[bool], None] | None = None,
         dedupe: bool = True,
     ) -> None:
-        self.limits = limits
         self.decoder = Decoder(limits)
         self.dedupe = dedupe
         self.on_health = on_health

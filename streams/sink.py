@@ -111,15 +111,9 @@ while i <= n do
     end
   elseif op == 'M' then
     -- HINCRBY of many fields, packed like PFADD members as <length>:<field>NUL<increment>
-    local packed = ARGV[i+3]
-    local pos, size = 1, #packed
-    while pos <= size do
-      local colon = string.find(packed, ':', pos, true)
-      local len = tonumber(string.sub(packed, pos, colon - 1))
-      local item = string.sub(packed, colon + 1, colon + len)
+    for _, item in ipairs(items(ARGV[i+3])) do
       local nul = string.find(item, '\0', 1, true)
       redis.call('HINCRBY', key, string.sub(item, 1, nul - 1), string.sub(item, nul + 1))
-      pos = colon + len + 1
     end
   elseif op == 'B' then
     -- repeat purchase: count the buyer's paid orders in KEYS[key], move them up one bin

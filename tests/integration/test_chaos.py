@@ -11,13 +11,12 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from loadtest.generator import KNOWN_CHANNELS, Generated, Produced, generate
 from tests.integration.conftest import Pipeline
+from tests.integration.kpi_compare import start_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -26,8 +25,7 @@ EVENTS = 60_000
 
 def traffic() -> Generated:
     now_ms = int(time.time() * 1000)
-    first_day = datetime.fromtimestamp(now_ms / 1000 - 600, ZoneInfo("Asia/Shanghai")).date()
-    if first_day != datetime.fromtimestamp(now_ms / 1000, ZoneInfo("Asia/Shanghai")).date():
+    if start_of("d", now_ms / 1000 - 600) != start_of("d", now_ms / 1000):
         pytest.fail("generated traffic crosses the business-day boundary; rerun after 00:10 CST")
     return generate(EVENTS, now_ms - 10 * 60_000, 10 * 60, seed=13, bad_ratio=0.005)
 
@@ -74,11 +72,7 @@ def run_with_fault(
     pipeline.wait_applied(produced[0].last_offsets, timeout_s=300)
     scraped_at = pipeline.wait_scraped(produced[0].last_offsets)
     prom = pipeline.stack.prometheus()
-    day = int(
-        datetime.fromtimestamp(scraped_at, ZoneInfo("Asia/Shanghai"))
-        .replace(hour=0, minute=0, second=0, microsecond=0)
-        .timestamp()
-    )
+    day = start_of("d", scraped_at)
     pv = {
         s.labels["channel"]: s.value for s in prom.query('shop_page_views_by_channel{window="day"}')
     }

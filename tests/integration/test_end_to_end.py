@@ -7,26 +7,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from loadtest.generator import KNOWN_CHANNELS, generate
 from tests.integration.conftest import Pipeline
+from tests.integration.kpi_compare import start_of
 
 pytestmark = pytest.mark.integration
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def local_start(epoch_s: float, unit: str) -> int:
-    """Bucket start computed by hand with datetime (independent of the service)."""
-    t = datetime.fromtimestamp(epoch_s, SHANGHAI).replace(second=0, microsecond=0)
-    if unit in ("h", "d"):
-        t = t.replace(minute=0)
-    if unit == "d":
-        t = t.replace(hour=0)
-    return int(t.timestamp())
 
 
 def test_page_views_reach_prometheus_exactly(
@@ -52,19 +40,19 @@ def test_page_views_reach_prometheus_exactly(
         samples = prom.query(f'{metric}{{window="{window}"}}')
         return {s.labels["channel"]: s.value for s in samples}
 
-    day = local_start(scraped_at, "d")
-    if local_start(now_ms / 1000 - 20 * 60, "d") != day:
+    day = start_of("d", scraped_at)
+    if start_of("d", now_ms / 1000 - 20 * 60) != day:
         pytest.fail("generated traffic crosses the business-day boundary; rerun after 00:20 CST")
     pv_day = by_channel("shop_page_views_by_channel", "day")
     expected_pv = {c: truth.pv("d", day, c) for c in KNOWN_CHANNELS}
     assert pv_day == {c: float(n) for c, n in expected_pv.items()}
     assert sum(expected_pv.values()) == 40_000
 
-    hour = local_start(scraped_at, "h")
+    hour = start_of("h", scraped_at)
     pv_hour = by_channel("shop_page_views_by_channel", "hour")
     assert pv_hour == {c: float(truth.pv("h", hour, c)) for c in KNOWN_CHANNELS}
 
-    minute = local_start(scraped_at, "m")
+    minute = start_of("m", scraped_at)
     last_30 = [minute - 60 * back for back in range(30)]
     pv_30m = sum(by_channel("shop_page_views_by_channel", "30m").values())
     assert pv_30m == sum(truth.pv("m", m) for m in last_30)

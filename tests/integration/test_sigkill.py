@@ -5,13 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from loadtest.generator import KNOWN_CHANNELS, Produced, generate
 from tests.integration.conftest import Pipeline
+from tests.integration.kpi_compare import start_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -23,8 +22,7 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
 ) -> None:
     now_ms = int(time.time() * 1000)
     generated = generate(60_000, now_ms - 10 * 60_000, 10 * 60, seed=7, bad_ratio=0.005)
-    first_day = datetime.fromtimestamp(now_ms / 1000 - 600, ZoneInfo("Asia/Shanghai")).date()
-    if first_day != datetime.fromtimestamp(now_ms / 1000, ZoneInfo("Asia/Shanghai")).date():
+    if start_of("d", now_ms / 1000 - 600) != start_of("d", now_ms / 1000):
         pytest.fail("generated traffic crosses the business-day boundary; rerun after 00:10 CST")
     truth = generated.truth
     total = len(generated.messages)
@@ -64,11 +62,7 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
 
     scraped_at = pipeline.wait_scraped(produced[0].last_offsets)
     prom = pipeline.stack.prometheus()
-    day = int(
-        datetime.fromtimestamp(scraped_at, ZoneInfo("Asia/Shanghai"))
-        .replace(hour=0, minute=0, second=0, microsecond=0)
-        .timestamp()
-    )
+    day = start_of("d", scraped_at)
     skipped = sum(
         int(line.split("skipping ")[1].split(" ")[0])
         for service in pipeline.services
