@@ -20,11 +20,11 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 import redis.exceptions
 
-from streams.aggregators import KpiAggregator
+from streams.aggregators import BatchDelta, KpiAggregator, ShardMemory
 from streams.decoder import Decoder
 from streams.events import DecodeLimits, Event, Rejection, RejectReason, TopicKind
 from streams.keys import Shard
-from streams.sink import RedisSink, StoredShard
+from streams.sink import Applied, RedisSink, StoredShard
 
 log = logging.getLogger(__name__)
 
@@ -114,75 +114,120 @@ class BatchProcessor:
 
     async def process(self, shard: Shard, records: Sequence[Record]) -> BatchOutcome:
         """Apply ``records`` (one shard, ascending offsets) exactly once."""
-        kind = self.topic_kinds.get(base_topic(shard.topic))
-        if kind is None:
-            raise ValueError(f"topic {shard.topic!r} is not one of {sorted(self.topic_kinds)}")
+        return await self._process(shard, records, set())
+
+    def overlapped(self, shard: Shard) -> OverlappedShard:
+        """A feeder of ``shard``'s batches that aggregates one while the previous one applies."""
+        return OverlappedShard(self, shard)
+
+    async def _process(
+        self, shard: Shard, records: Sequence[Record], published: set[int]
+    ) -> BatchOutcome:
         attempts = 0
-        published: set[int] = set()
         refused: frozenset[str] = frozenset()  # ids Redis reported as accepted before
         while True:
             attempts += 1
-            stored = self._stored.pop(shard, None)
-            if stored is None:
-                stored = await self._retrying(self.sink.load, shard)
-            applied = stored.applied_offset
-            fresh = [r for r in records if applied is None or r.offset > applied]
-            if applied is not None and fresh and fresh[0].offset > applied + 1:
-                log.error(
-                    "shard %s: offsets %d..%d were acknowledged but are not in Redis (did Redis "
-                    "lose writes?); replay that range with `kpi replay --kafka-topic`",
-                    shard.id,
-                    applied + 1,
-                    fresh[0].offset - 1,
-                )
-            if len(fresh) < len(records):
-                log.info(
-                    "shard %s: skipping %d record(s) already applied (offsets <= %s)",
-                    shard.id,
-                    len(records) - len(fresh),
-                    applied,
-                )
-            if not fresh:
+            stored = await self._take_stored(shard)
+            prepared = await self._prepare(shard, records, stored, published, refused)
+            if isinstance(prepared, BatchOutcome):
                 self._stored[shard] = stored
-                return BatchOutcome(0, len(records), 0, attempts)
-            now_ms = self.clock_ms()
-            decoded = self.decoder.decode_all([r.value for r in fresh], now_ms, kind)
-            if self.dedupe:
-                decoded = _refuse_duplicates(decoded, refused)
-            rejected = 0
-            for record, event in zip(fresh, decoded, strict=True):
-                if isinstance(event, Rejection):
-                    rejected += 1
-                    if record.offset not in published:
-                        await self.dead_letters.publish(shard, record.offset, event, record.value)
-                        published.add(record.offset)
-            # The aggregator changes the memory in place; it is only kept if the apply lands.
-            delta = self.aggregator.aggregate(decoded, stored.memory, now_ms)
-            if self.dedupe:
-                for event in decoded:
-                    if isinstance(event, Event):
-                        delta.seen_ids[_minute(event.event_ms)].add(event.event_id)
-            outcome = await self._retrying(
-                self.sink.apply, shard, applied, fresh[-1].offset, delta, now_ms
-            )
+                return BatchOutcome(0, prepared.skipped, 0, attempts)
+            outcome = await self._apply(prepared)
             if outcome.applied:
-                self._stored[shard] = StoredShard(outcome.offset, stored.memory)
-                return BatchOutcome(len(fresh), len(records) - len(fresh), rejected, attempts)
-            if outcome.duplicates:
-                # Nothing was written; the memory was changed, so it is reloaded above.
-                log.info(
-                    "shard %s: %d event id(s) accepted before; refusing them",
-                    shard.id,
-                    len(outcome.duplicates),
-                )
-                refused |= outcome.duplicates
-                continue
+                return prepared.outcome(attempts)
+            refused |= outcome.duplicates
+
+    async def _take_stored(self, shard: Shard) -> StoredShard:
+        """The shard's cached state, or what Redis holds (the cache entry is taken out)."""
+        stored = self._stored.pop(shard, None)
+        if stored is None:
+            stored = await self._retrying(self.sink.load, shard)
+        return stored
+
+    async def _prepare(
+        self,
+        shard: Shard,
+        records: Sequence[Record],
+        stored: StoredShard,
+        published: set[int],
+        refused: frozenset[str],
+    ) -> PreparedBatch | BatchOutcome:
+        """Decode and aggregate what ``stored`` does not hold yet (changes ``stored.memory``).
+
+        Rejections not in ``published`` go to the dead letters and are added to it.
+        Returns a skip outcome when every record is already applied.
+        """
+        kind = self.topic_kinds.get(base_topic(shard.topic))
+        if kind is None:
+            raise ValueError(f"topic {shard.topic!r} is not one of {sorted(self.topic_kinds)}")
+        applied = stored.applied_offset
+        fresh = [r for r in records if applied is None or r.offset > applied]
+        if applied is not None and fresh and fresh[0].offset > applied + 1:
+            log.error(
+                "shard %s: offsets %d..%d were acknowledged but are not in Redis (did Redis "
+                "lose writes?); replay that range with `kpi replay --kafka-topic`",
+                shard.id,
+                applied + 1,
+                fresh[0].offset - 1,
+            )
+        if len(fresh) < len(records):
+            log.info(
+                "shard %s: skipping %d record(s) already applied (offsets <= %s)",
+                shard.id,
+                len(records) - len(fresh),
+                applied,
+            )
+        if not fresh:
+            return BatchOutcome(0, len(records), 0, 0)
+        now_ms = self.clock_ms()
+        decoded = self.decoder.decode_all([r.value for r in fresh], now_ms, kind)
+        if self.dedupe:
+            decoded = _refuse_duplicates(decoded, refused)
+        rejected = 0
+        for record, event in zip(fresh, decoded, strict=True):
+            if isinstance(event, Rejection):
+                rejected += 1
+                if record.offset not in published:
+                    await self.dead_letters.publish(shard, record.offset, event, record.value)
+                    published.add(record.offset)
+        # The aggregator changes the memory in place; it is only kept if the apply lands.
+        delta = self.aggregator.aggregate(decoded, stored.memory, now_ms)
+        if self.dedupe:
+            for event in decoded:
+                if isinstance(event, Event):
+                    delta.seen_ids[_minute(event.event_ms)].add(event.event_id)
+        return PreparedBatch(
+            shard, applied, fresh[-1].offset, delta, stored.memory, now_ms, rejected, len(records)
+        )
+
+    async def _apply(self, prepared: PreparedBatch) -> Applied:
+        """Send a prepared batch; on success the shard's state is cached, else forgotten."""
+        shard = prepared.shard
+        outcome = await self._retrying(
+            self.sink.apply,
+            shard,
+            prepared.expected,
+            prepared.last_offset,
+            prepared.delta,
+            prepared.now_ms,
+        )
+        if outcome.applied:
+            self._stored[shard] = StoredShard(outcome.offset, prepared.memory)
+        elif outcome.duplicates:
+            # Nothing was written; the memory was changed, so it is reloaded.
+            log.info(
+                "shard %s: %d event id(s) accepted before; refusing them",
+                shard.id,
+                len(outcome.duplicates),
+            )
+        else:
             log.info(
                 "shard %s: stored offset %s differs from expected %s; reloading",
                 shard.id,
                 outcome.offset,
-                applied,
+                prepared.expected,
             )
+        return outcome
 
     async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
         delay = self.retry_initial_s
@@ -203,6 +248,99 @@ class BatchProcessor:
                     if self.on_health is not None:
                         self.on_health(True)
                 return result
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A decoded and aggregated batch, ready to apply on top of offset ``expected``."""
+
+    shard: Shard
+    expected: int | None
+    last_offset: int
+    delta: BatchDelta
+    memory: ShardMemory
+    """The shard's memory after this batch (valid once the apply lands)."""
+    now_ms: int
+    rejected: int
+    records: int
+
+    def outcome(self, attempts: int) -> BatchOutcome:
+        """What happened to the batch once applied."""
+        fresh = self.delta.consumed
+        return BatchOutcome(fresh, self.records - fresh, self.rejected, attempts)
+
+
+class OverlappedShard:
+    """Feeds one shard's batches, preparing the next while the previous one applies.
+
+    Replay has one shard per topic, so the live worker's overlap of partitions
+    (one aggregates while another's apply runs in Redis) is not available to it.
+
+    The next batch is prepared on the state the previous one leaves, and sent only
+    once that one is applied. If the previous apply is refused (duplicates, or
+    another writer moved the offset), the prepared batch is dropped and both go
+    through :meth:`BatchProcessor.process` again, from what Redis holds. Only one
+    feeder or ``process`` caller may work on a shard at a time.
+    """
+
+    def __init__(self, processor: BatchProcessor, shard: Shard) -> None:
+        self.processor = processor
+        self.shard = shard
+        self._published: set[int] = set()
+        self._pending: tuple[PreparedBatch, asyncio.Task[Applied], Sequence[Record]] | None = None
+
+    async def submit(self, records: Sequence[Record]) -> list[BatchOutcome]:
+        """Prepare ``records`` and start its apply; returns the outcomes finished meanwhile."""
+        processor, shard = self.processor, self.shard
+        if self._pending is None:
+            stored = await processor._take_stored(shard)
+        else:
+            previous = self._pending[0]
+            stored = StoredShard(previous.last_offset, previous.memory)  # if it lands
+        prepared = await processor._prepare(shard, records, stored, self._published, frozenset())
+        done: list[BatchOutcome] = []
+        if self._pending is not None:
+            outcome, as_prepared = await self._settle()
+            done.append(outcome)
+            if not as_prepared:  # this batch was prepared on a state that did not land
+                done.append(await processor._process(shard, records, self._published))
+                return done
+        if isinstance(prepared, BatchOutcome):
+            processor._stored[shard] = stored
+            done.append(prepared)
+            return done
+        processor._stored.pop(shard, None)  # the batch in flight owns the state now
+        task = asyncio.create_task(processor._apply(prepared))
+        await asyncio.sleep(0)  # let it write the request before the next batch's work
+        self._pending = (prepared, task, records)
+        return done
+
+    async def drain(self) -> list[BatchOutcome]:
+        """Wait for the batch in flight; its outcome (none if nothing was in flight)."""
+        if self._pending is None:
+            return []
+        outcome, _ = await self._settle()
+        return [outcome]
+
+    def cancel(self) -> None:
+        """Stop waiting for the batch in flight (Redis applies it whole or not at all)."""
+        if self._pending is not None:
+            self._pending[1].cancel()
+            self._pending = None
+
+    async def _settle(self) -> tuple[BatchOutcome, bool]:
+        """The in-flight batch's outcome, and whether it landed as prepared.
+
+        A refused batch is processed again from what Redis holds.
+        """
+        assert self._pending is not None
+        prepared, task, records = self._pending
+        self._pending = None
+        applied = await task
+        if applied.applied:
+            self._published = {o for o in self._published if o > prepared.last_offset}
+            return prepared.outcome(1), True
+        return await self.processor._process(self.shard, records, self._published), False
 
 
 def _refuse_duplicates(

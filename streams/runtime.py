@@ -70,13 +70,21 @@ def sync_redis(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
 
 
+def redis_writer(settings: Settings) -> redis.Redis:
+    """Blocking client for the sink's applies (run in worker threads); time-outs as above."""
+    return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15
+    )
+
+
 def batch_processor(
     settings: Settings, client: aioredis.Redis, dead_letters: DeadLetters
 ) -> BatchProcessor:
-    """Decoder, aggregator and sink wired together."""
+    """Decoder, aggregator and sink wired together (the sink's writer is made here)."""
     agg = aggregator(settings)
     sink = RedisSink(
         client,
+        redis_writer(settings),
         KeyLayout(settings.redis_prefix),
         agg.clock,
         retention(settings),

@@ -11,11 +11,13 @@ Kafka therefore changes nothing, and a worker killed at any point loses nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import redis
 import redis.asyncio as aioredis
 
 from streams.aggregators import BatchDelta, ShardMemory, field
@@ -196,34 +198,50 @@ def pack_members_list(items: Iterable[str]) -> bytes:
 
 
 class RedisSink:
-    """Writes batch deltas to Redis; the only writer of KPI keys."""
+    """Writes batch deltas to Redis; the only writer of KPI keys.
+
+    Loads go through the asyncio ``client``. Applies go through the blocking
+    ``writer`` in a worker thread: an apply sends about a megabyte per 5,000
+    events and waits while Redis runs the script, and a blocking socket does
+    both without the event loop, so the next batch is decoded and aggregated
+    meanwhile (with asyncio the rest of a large request waited for the loop,
+    busy with that very work; ``docs/benchmarks.md``).
+    """
 
     def __init__(
         self,
         client: aioredis.Redis,
+        writer: redis.Redis,
         layout: KeyLayout,
         clock: BucketClock,
         retention_s: dict[Granularity, int],
         dedupe_horizon_s: int = 600,
     ) -> None:
         self.client = client
+        self.writer = writer
         self.dedupe_horizon_s = dedupe_horizon_s
         self.layout = layout
         self.clock = clock
         self.retention_s = retention_s
-        self._script = client.register_script(APPLY_SCRIPT)
+        self._script = writer.register_script(APPLY_SCRIPT)
 
     def expires_at(self, bucket: Bucket) -> int:
         """Absolute expiry of a bucket's keys (the same on replay as live)."""
         return self.clock.end_of(bucket) + self.retention_s[bucket.granularity]
 
     async def load(self, shard: Shard) -> StoredShard:
-        """Read the shard's applied offset, watermark and state tables (one round trip)."""
+        """Read the shard's applied offset, watermark and state tables (one round trip).
+
+        The shard is also added to the set of shards the exporter reads: every
+        shard is loaded before its first apply, and the apply itself may touch
+        only the shard's own Redis Cluster slot.
+        """
         async with self.client.pipeline(transaction=False) as pipe:
+            pipe.sadd(self.layout.shards(), shard.id)
             pipe.mget([self.layout.applied(shard), self.layout.watermark(shard)])
             for table in STATE_TABLES:
                 pipe.hgetall(self.layout.state(shard, table))
-            (applied, watermark), *tables = await pipe.execute()
+            _, (applied, watermark), *tables = await pipe.execute()
         decoded = {
             table: {_text(k): v for k, v in rows.items()}
             for table, rows in zip(STATE_TABLES, tables, strict=True)
@@ -240,10 +258,8 @@ class RedisSink:
         returned.
         """
         keys, args = self.build_script_call(shard, expected, last_offset, delta, now_ms)
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.sadd(self.layout.shards(), shard.id)
-            await self._script(keys=keys, args=args, client=pipe)
-            _, reply = await pipe.execute()
+        # EVALSHA (loading the script if needed), in a thread: see the class docstring
+        reply = await asyncio.to_thread(self._script, keys, args)
         status, offset = int(reply[0]), _opt_int(reply[1])
         duplicates = frozenset(_text(v) for v in reply[2]) if status == 2 else frozenset()
         return Applied(status == 1, offset, duplicates)

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.keys import Shard
 from streams.pipeline import Record
-from streams.replay.runner import Processor, ReplayReport
+from streams.replay.runner import Processor, ReplayReport, ShardFeeder, count_outcomes
 from streams.replay.sources import Progress, SourceError
 
 
@@ -47,6 +47,7 @@ async def replay_kafka(
         **(client_kwargs or {}),
     )
     started = time.perf_counter()
+    feeders: dict[TopicPartition, ShardFeeder] = {}
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(span.topic)
@@ -68,20 +69,23 @@ async def replay_kafka(
         if progress is not None:
             progress.total_bytes = sum(ends[tp] - starts[tp] for tp in tps)
         remaining = {tp for tp in tps if starts[tp] < ends[tp]}
+        feeders = {tp: processor.overlapped(Shard(tp.topic, tp.partition)) for tp in tps}
         while remaining:
             fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch_size)
             for tp, messages in fetched.items():
                 batch = [Record(m.offset, m.value or b"") for m in messages if m.offset < ends[tp]]
                 if batch:
-                    outcome = await processor.process(Shard(tp.topic, tp.partition), batch)
+                    count_outcomes(report, await feeders[tp].submit(batch))
                     report.records += len(batch)
-                    report.applied += outcome.fresh
-                    report.skipped += outcome.skipped
                     if progress is not None:
                         progress.done_bytes += len(batch)
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
+        for feeder in feeders.values():
+            count_outcomes(report, await feeder.drain())
     finally:
+        for feeder in feeders.values():
+            feeder.cancel()
         await consumer.stop()
     report.seconds = time.perf_counter() - started
     return report

@@ -28,11 +28,50 @@ from streams.timebuckets import Granularity
 MAX_REPORTED_REJECTS = 20
 
 
+class ShardFeeder(Protocol):
+    """Takes one shard's batches in order (see :class:`streams.pipeline.OverlappedShard`)."""
+
+    async def submit(self, records: Sequence[Record]) -> list[BatchOutcome]:
+        """Start a batch; the outcomes of batches finished meanwhile."""
+
+    async def drain(self) -> list[BatchOutcome]:
+        """Finish the batch in flight; its outcome."""
+
+    def cancel(self) -> None:
+        """Stop waiting for the batch in flight."""
+
+
 class Processor(Protocol):
     """What replay needs of a batch processor."""
 
-    async def process(self, shard: Shard, records: Sequence[Record]) -> BatchOutcome:
-        """Apply one shard batch."""
+    def overlapped(self, shard: Shard) -> ShardFeeder:
+        """A feeder of one shard's batches."""
+
+
+class SequentialShard:
+    """A feeder that applies each batch before taking the next (dry runs)."""
+
+    def __init__(self, processor: DryRun, shard: Shard) -> None:
+        self.processor = processor
+        self.shard = shard
+
+    async def submit(self, records: Sequence[Record]) -> list[BatchOutcome]:
+        """Apply the batch now."""
+        return [await self.processor.process(self.shard, records)]
+
+    async def drain(self) -> list[BatchOutcome]:
+        """Nothing is ever in flight."""
+        return []
+
+    def cancel(self) -> None:
+        """Nothing is ever in flight."""
+
+
+def count_outcomes(report: ReplayReport, outcomes: Iterable[BatchOutcome]) -> None:
+    """Add finished batches to the report."""
+    for outcome in outcomes:
+        report.applied += outcome.fresh
+        report.skipped += outcome.skipped
 
 
 @dataclass
@@ -117,27 +156,38 @@ async def replay(
     sequence: Counter[TopicKind] = Counter()
     pending: dict[TopicKind, list[Record]] = defaultdict(list)
     shards = {kind: Shard(f"{topic}@{source}", 0) for kind, topic in topics.items()}
+    feeders = {kind: processor.overlapped(shard) for kind, shard in shards.items()}
+    in_flight: dict[TopicKind, list[tuple[Shard, int]]] = {}
+    locations = dead_letters.locations
 
     async def flush(kind: TopicKind) -> None:
         batch = pending.pop(kind, [])
         if batch:
-            outcome = await processor.process(shards[kind], batch)
-            report.applied += outcome.fresh
-            report.skipped += outcome.skipped
-            dead_letters.locations.clear()
+            count_outcomes(report, await feeders[kind].submit(batch))
+            # The batch before this one is settled now: its locations are no longer needed.
+            for key in in_flight.get(kind, []):
+                locations.pop(key, None)
+            in_flight[kind] = [(shards[kind], r.offset) for r in batch]
 
-    for record in records:
-        offset = sequence[record.kind]
-        sequence[record.kind] += 1
-        pending[record.kind].append(Record(offset, record.value))
-        dead_letters.locations[(shards[record.kind], offset)] = record.location
-        report.records += 1
-        if len(pending[record.kind]) >= batch_size:
-            await flush(record.kind)
-            if bar is not None:
-                bar.update(report.records)
-    for kind in list(pending):
-        await flush(kind)
+    try:
+        for record in records:
+            offset = sequence[record.kind]
+            sequence[record.kind] += 1
+            pending[record.kind].append(Record(offset, record.value))
+            locations[(shards[record.kind], offset)] = record.location
+            report.records += 1
+            if len(pending[record.kind]) >= batch_size:
+                await flush(record.kind)
+                if bar is not None:
+                    bar.update(report.records)
+        for kind in list(pending):
+            await flush(kind)
+        for feeder in feeders.values():
+            count_outcomes(report, await feeder.drain())
+    finally:
+        for feeder in feeders.values():
+            feeder.cancel()
+    locations.clear()
     report.seconds = time.perf_counter() - started
     if bar is not None:
         bar.update(report.records, final=True)
@@ -161,6 +211,10 @@ class DryRun:
         self.memory: dict[Shard, ShardMemory] = defaultdict(ShardMemory)
         self.days: dict[int, Counter[str]] = defaultdict(Counter)
         self.distinct: dict[tuple[int, str], set[str]] = defaultdict(set)
+
+    def overlapped(self, shard: Shard) -> SequentialShard:
+        """Dry runs have nothing to overlap: each batch is folded at once."""
+        return SequentialShard(self, shard)
 
     async def process(self, shard: Shard, records: Sequence[Record]) -> BatchOutcome:
         """Aggregate ``records`` into the in-memory summary."""
