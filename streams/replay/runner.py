@@ -97,11 +97,24 @@ class ReplayDeadLetters:
     def __init__(self, report: ReplayReport, rejects: TextIO | None = None) -> None:
         self.report = report
         self.rejects = rejects
-        self.locations: dict[tuple[Shard, int], str] = {}
+        self._sources: dict[Shard, list[tuple[int, Sequence[SourceRecord]]]] = {}
+
+    def track(self, shard: Shard, first_offset: int, batch: Sequence[SourceRecord]) -> None:
+        """Remember where a batch's records came from, for the two latest batches of a shard.
+
+        Rejections are published while a batch is prepared, or while the batch
+        before it (the one in flight) is redone after a refused apply.
+        """
+        kept = self._sources.setdefault(shard, [])
+        kept.append((first_offset, batch))
+        del kept[:-2]
 
     async def publish(self, shard: Shard, offset: int, rejection: Rejection, raw: bytes) -> None:
-        """Count the rejection and keep its location."""
-        where = self.locations.get((shard, offset), f"{shard.id}@{offset}")
+        """Count the rejection and report it with its file and line."""
+        where = f"{shard.id}@{offset}"
+        for first, batch in self._sources.get(shard, ()):
+            if first <= offset < first + len(batch):
+                where = batch[offset - first].location
         self.report.rejected[rejection.reason.value] += 1
         line = f"{where}: {rejection.reason.value}: {rejection.detail}"
         if len(self.report.first_rejects) < MAX_REPORTED_REJECTS:
@@ -154,40 +167,36 @@ async def replay(
     report = dead_letters.report
     started = time.perf_counter()
     sequence: Counter[TopicKind] = Counter()
-    pending: dict[TopicKind, list[Record]] = defaultdict(list)
+    pending: dict[TopicKind, list[SourceRecord]] = defaultdict(list)
     shards = {kind: Shard(f"{topic}@{source}", 0) for kind, topic in topics.items()}
     feeders = {kind: processor.overlapped(shard) for kind, shard in shards.items()}
-    in_flight: dict[TopicKind, list[tuple[Shard, int]]] = {}
-    locations = dead_letters.locations
 
     async def flush(kind: TopicKind) -> None:
         batch = pending.pop(kind, [])
         if batch:
-            count_outcomes(report, await feeders[kind].submit(batch))
-            # The batch before this one is settled now: its locations are no longer needed.
-            for key in in_flight.get(kind, []):
-                locations.pop(key, None)
-            in_flight[kind] = [(shards[kind], r.offset) for r in batch]
+            first = sequence[kind]
+            sequence[kind] += len(batch)
+            dead_letters.track(shards[kind], first, batch)
+            records = [Record(offset, r.value) for offset, r in enumerate(batch, first)]
+            count_outcomes(report, await feeders[kind].submit(records))
 
     try:
         for record in records:
-            offset = sequence[record.kind]
-            sequence[record.kind] += 1
-            pending[record.kind].append(Record(offset, record.value))
-            locations[(shards[record.kind], offset)] = record.location
-            report.records += 1
-            if len(pending[record.kind]) >= batch_size:
+            batch = pending[record.kind]
+            batch.append(record)
+            if len(batch) >= batch_size:
+                report.records += len(batch)
                 await flush(record.kind)
                 if bar is not None:
                     bar.update(report.records)
         for kind in list(pending):
+            report.records += len(pending[kind])
             await flush(kind)
         for feeder in feeders.values():
             count_outcomes(report, await feeder.drain())
     finally:
         for feeder in feeders.values():
             feeder.cancel()
-    locations.clear()
     report.seconds = time.perf_counter() - started
     if bar is not None:
         bar.update(report.records, final=True)

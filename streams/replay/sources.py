@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import orjson
 
@@ -31,13 +31,18 @@ class SourceError(KpiError):
     """A replay input cannot be read (missing file, unknown kind, bad header)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    """One raw event with the place it came from."""
+class SourceRecord(NamedTuple):
+    """One raw event with the file and line it came from (a named tuple: one per line)."""
 
     kind: TopicKind
     value: bytes
-    location: str  # "file:line" (or "topic/partition@offset")
+    file: str
+    line: int
+
+    @property
+    def location(self) -> str:
+        """``file:line``, for reports of rejected lines."""
+        return f"{self.file}:{self.line}"
 
 
 _KIND_IN_NAME = re.compile(r"^(clickstream|orders|chat|marketing)\b")
@@ -117,6 +122,7 @@ def jsonl_records(
                 f"{path}: cannot tell the topic from the name; name it clickstream*, orders*, "
                 "chat* or marketing*, or pass --kind"
             )
+        name = str(path)
         with path.open("rb") as handle:
             counter = _Counting(handle)
             stream = _open(path, counter)
@@ -124,7 +130,7 @@ def jsonl_records(
                 progress.done_bytes = base + counter.bytes_read
                 line = line.rstrip(b"\r\n")
                 if line.strip():
-                    yield SourceRecord(file_kind, line, f"{path}:{number}")
+                    yield SourceRecord(file_kind, line, name, number)
         base += path.stat().st_size
         progress.done_bytes = base
 
@@ -159,9 +165,10 @@ def rees46_records(files: Sequence[Path], progress: Progress) -> Iterator[Source
             header = next(reader, None)
             if header is None or tuple(h.strip() for h in header) != REES46_COLUMNS:
                 raise SourceError(f"{path}: not a REES46 CSV (header {header!r})")
+            name = str(path)
             for number, row in enumerate(reader, 2):
                 progress.done_bytes = base + counter.bytes_read
-                yield from _rees46_events(row, f"{path}:{number}")
+                yield from _rees46_events(row, name, number)
         base += path.stat().st_size
         progress.done_bytes = base
 
@@ -177,10 +184,11 @@ def _rees46_time(text: str) -> str:
     return text
 
 
-def _rees46_events(row: list[str], location: str) -> Iterator[SourceRecord]:
+def _rees46_events(row: list[str], file: str, line: int) -> Iterator[SourceRecord]:
+    at = (file, line)
     if len(row) != len(REES46_COLUMNS):
         yield SourceRecord(
-            TopicKind.CLICKSTREAM, b"{" + b",".join(c.encode() for c in row), location
+            TopicKind.CLICKSTREAM, b"{" + b",".join(c.encode() for c in row), *at
         )  # malformed on purpose: rejected with its line number
         return
     when, kind, product, category_id, category_code, brand, price, user, session = row
@@ -202,7 +210,7 @@ def _rees46_events(row: list[str], location: str) -> Iterator[SourceRecord]:
             "page_type": "product",
             **item,
         }
-        yield SourceRecord(TopicKind.CLICKSTREAM, orjson.dumps(_clean(doc)), location)
+        yield SourceRecord(TopicKind.CLICKSTREAM, orjson.dumps(_clean(doc)), *at)
     elif kind == "cart":
         doc = {
             **common,
@@ -212,18 +220,18 @@ def _rees46_events(row: list[str], location: str) -> Iterator[SourceRecord]:
             **item,
             "quantity": 1,
         }
-        yield SourceRecord(TopicKind.CLICKSTREAM, orjson.dumps(_clean(doc)), location)
+        yield SourceRecord(TopicKind.CLICKSTREAM, orjson.dumps(_clean(doc)), *at)
     elif kind == "purchase":
         amount = _number(price)
         order = {**common, "order_id": f"o|{key}", "amount": amount, "member_id": user}
-        line = {**item, "quantity": 1, "amount": amount}
+        bought = {**item, "quantity": 1, "amount": amount}
         created = {**order, "type": "order_created", "event_id": f"oc|{key}"}
-        paid = {**order, "type": "order_paid", "event_id": f"op|{key}", "items": [_clean(line)]}
-        yield SourceRecord(TopicKind.ORDERS, orjson.dumps(_clean(created)), location)
-        yield SourceRecord(TopicKind.ORDERS, orjson.dumps(_clean(paid)), location)
+        paid = {**order, "type": "order_paid", "event_id": f"op|{key}", "items": [_clean(bought)]}
+        yield SourceRecord(TopicKind.ORDERS, orjson.dumps(_clean(created)), *at)
+        yield SourceRecord(TopicKind.ORDERS, orjson.dumps(_clean(paid)), *at)
     elif kind != "remove_from_cart":
         doc = {**common, "type": kind, "event_id": f"x|{key}"}
-        yield SourceRecord(TopicKind.CLICKSTREAM, orjson.dumps(doc), location)  # unknown_type
+        yield SourceRecord(TopicKind.CLICKSTREAM, orjson.dumps(doc), *at)  # unknown_type
 
 
 def _number(text: str) -> float | str:
