@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import msgspec
 import redis
 import redis.asyncio as aioredis
 
@@ -40,24 +41,16 @@ log = logging.getLogger(__name__)
 RANKING_CAP = 1000  # members kept per ranking key (the top of it is exported)
 
 # Operations: <code> <key index> <value count> <values...>; commands are fixed per code.
-# PFADD members arrive packed in one value; the script unpacks them 1,000 at a time
-# (Lua's unpack() is limited to a few thousand values).
+# Lists (HyperLogLog members, event ids, ranking and state pairs, counter increments)
+# arrive packed in one value as a MessagePack array of strings, which Redis's Lua
+# unpacks in C (cmsgpack); members go to Redis 1,000 at a time (Lua's unpack() is
+# limited to a few thousand values).
 APPLY_SCRIPT = """
 local cur = redis.call('GET', KEYS[1])
 if cur == false then cur = '' end
 if cur ~= ARGV[1] then return {0, cur} end
 local commands = {H='HINCRBY', X='EXPIREAT', E='EXPIRE', D='HDEL', A='ZADD', R='ZREM'}
-local function items(packed)
-  -- <length>:<bytes> back to back (lengths in bytes; any byte allowed)
-  local out, pos, size = {}, 1, #packed
-  while pos <= size do
-    local colon = string.find(packed, ':', pos, true)
-    local len = tonumber(string.sub(packed, pos, colon - 1))
-    out[#out + 1] = string.sub(packed, colon + 1, colon + len)
-    pos = colon + len + 1
-  end
-  return out
-end
+local items = cmsgpack.unpack
 local i = 5
 local n = #ARGV
 -- Q ops come first: event ids of the batch that this shard accepted before (duplicates).
@@ -112,11 +105,9 @@ while i <= n do
       redis.call('HSET', key, unpack(pairs_, j, math.min(j + 999, #pairs_)))
     end
   elseif op == 'M' then
-    -- HINCRBY of many fields, packed like PFADD members as <length>:<field>NUL<increment>
-    for _, item in ipairs(items(ARGV[i+3])) do
-      local nul = string.find(item, '\0', 1, true)
-      redis.call('HINCRBY', key, string.sub(item, 1, nul - 1), string.sub(item, nul + 1))
-    end
+    -- HINCRBY of many fields: field, increment, field, increment, ...
+    local pairs_ = items(ARGV[i+3])
+    for j = 1, #pairs_, 2 do redis.call('HINCRBY', key, pairs_[j], pairs_[j + 1]) end
   elseif op == 'B' then
     -- repeat purchase: count the buyer's paid orders in KEYS[key], move them up one bin
     local dist = KEYS[tonumber(ARGV[i+3])]
@@ -184,17 +175,12 @@ class _Script:
         self.args += [code, self.key(key), len(values), *values]
 
 
-def pack_members_list(items: Iterable[str]) -> bytes:
-    """Items as ``<length>:<bytes>`` back to back, in the given order."""
-    items = list(items)
-    text = "".join([f"{len(item)}:{item}" for item in items])
-    if text.isascii():  # then every length in characters is the length in bytes
-        return text.encode()
-    parts = []
-    for item in items:
-        raw = item.encode()
-        parts.append(b"%d:%s" % (len(raw), raw))
-    return b"".join(parts)
+_PACKER = msgspec.msgpack.Encoder()
+
+
+def pack_list(items: Iterable[str]) -> bytes:
+    """Items as one MessagePack array of strings, in the given order (the script's unpack)."""
+    return _PACKER.encode(items if isinstance(items, list | set) else list(items))
 
 
 class RedisSink:
@@ -280,7 +266,7 @@ class RedisSink:
         seen = []
         for minute, ids in delta.seen_ids.items():
             key = layout.seen(shard, minute)
-            seen.append((key, pack_members_list(ids)))
+            seen.append((key, pack_list(ids)))
         for key, packed in seen:
             script.op("Q", key, packed)  # first: the script checks them before writing
         by_key: dict[str, list[tuple[str, int]]] = {}
@@ -291,7 +277,7 @@ class RedisSink:
                 expiries[key] = self.expires_at(bucket)
             by_key[key].append((name, n))
         for key, increments in by_key.items():
-            script.op("M", key, pack_members_list(f"{name}\0{n}" for name, n in increments))
+            script.op("M", key, pack_list(_flat((name, str(n)) for name, n in increments)))
         # A group's members go to every key that shares them (buckets x fields), sent once.
         shared: dict[int, tuple[set[str], list[str]]] = {}
         for buckets, name, members in delta.distinct_groups():
@@ -302,12 +288,12 @@ class RedisSink:
                 expiries[key] = self.expires_at(bucket)
         for members, targets in shared.values():
             others = [script.key(key) for key in targets[1:]]
-            script.op("P", targets[0], pack_members_list(members), *others)
+            script.op("P", targets[0], pack_list(members), *others)
         for buckets, name, scores in delta.ranked_groups():
             targets = [layout.ranking(shard, bucket, name) for bucket in buckets]
             for key, bucket in zip(targets, buckets, strict=True):
                 expiries[key] = self.expires_at(bucket)
-            packed = pack_members_list(_flat((m, str(n)) for m, n in scores.items()))
+            packed = pack_list(_flat((m, str(n)) for m, n in scores.items()))
             others = [script.key(key) for key in targets[1:]]
             script.op("Y", targets[0], packed, RANKING_CAP, *others)
         lifetime_count = layout.tally(shard, BUYER_PAID_TALLY)
@@ -325,7 +311,7 @@ class RedisSink:
         for (table, key_), value in delta.state_put.items():
             by_table.setdefault(table, []).extend((key_, value))
         for table, pairs in by_table.items():
-            script.op("S", layout.state(shard, table), pack_members_list(pairs))
+            script.op("S", layout.state(shard, table), pack_list(pairs))
         for table, key_ in delta.state_del:
             script.op("D", layout.state(shard, table), key_)
         for (name, member), score in delta.zset_put.items():
