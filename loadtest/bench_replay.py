@@ -29,7 +29,13 @@ from streams.decoder import Decoder
 from streams.events import Event, TopicKind
 from streams.replay.runner import ReplayDeadLetters, ReplayReport, replay
 from streams.replay.sources import Progress, expand, jsonl_records
-from streams.runtime import aggregator, async_redis, batch_processor, decode_limits
+from streams.runtime import (
+    aggregator,
+    async_redis,
+    batch_processor,
+    decode_limits,
+    tune_gc_for_batches,
+)
 from streams.settings import Settings, topic_kinds
 
 
@@ -118,6 +124,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch", type=int, default=5_000)
     args = parser.parse_args()
+    tune_gc_for_batches()  # as `kpi replay` runs (every row of the table runs with it)
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     env = {k: v for k, v in os.environ.items() if k.startswith("KPI_")}
     settings = Settings.from_env({**env, "KPI_REDIS_PREFIX": prefix})

@@ -127,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command in ("worker", "replay"):
+        from streams.runtime import tune_gc_for_batches
+
+        tune_gc_for_batches()
     if args.command == "worker":
         return run_worker(settings)
     if args.command == "exporter":
