@@ -78,7 +78,8 @@ def read_decode_aggregate(folder: Path, settings: Settings, batch: int) -> tuple
         for event in decoded:
             if isinstance(event, Event):
                 delta.seen_ids[event.event_ms // 60_000].add(event.event_id)
-        _ = delta.counters, delta.distinct, delta.ranked  # expanded, as the sink reads them
+        # read as the sink reads them: counters expanded, distinct sets and rankings grouped
+        _ = delta.counters, list(delta.distinct_groups()), list(delta.ranked_groups())
 
     started = time.perf_counter()
     count = 0

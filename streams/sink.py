@@ -39,6 +39,7 @@ from streams.timebuckets import Bucket, BucketClock, Granularity
 log = logging.getLogger(__name__)
 
 RANKING_CAP = 1000  # members kept per ranking key (the top of it is exported)
+CACHED_KEYS = 10_000  # key names and expiries remembered between batches (per shard: ~2 MB)
 
 # Operations: <code> <key index> <value count> <values...>; commands are fixed per code.
 # Lists (HyperLogLog members, event ids, ranking and state pairs, counter increments)
@@ -210,10 +211,26 @@ class RedisSink:
         self.clock = clock
         self.retention_s = retention_s
         self._script = writer.register_script(APPLY_SCRIPT)
+        self._expiry: dict[Bucket, int] = {}
+        self._distinct_keys: dict[Shard, dict[tuple[Bucket, str], str]] = {}
 
     def expires_at(self, bucket: Bucket) -> int:
         """Absolute expiry of a bucket's keys (the same on replay as live)."""
-        return self.clock.end_of(bucket) + self.retention_s[bucket.granularity]
+        found = self._expiry.get(bucket)
+        if found is None:
+            if len(self._expiry) > CACHED_KEYS:
+                self._expiry.clear()
+            found = self._expiry[bucket] = (
+                self.clock.end_of(bucket) + self.retention_s[bucket.granularity]
+            )
+        return found
+
+    def _distinct_key_cache(self, shard: Shard) -> dict[tuple[Bucket, str], str]:
+        """The shard's distinct-set keys built so far: the same ones recur batch after batch."""
+        keys = self._distinct_keys.get(shard)
+        if keys is None or len(keys) > CACHED_KEYS:
+            keys = self._distinct_keys[shard] = {}
+        return keys
 
     async def load(self, shard: Shard) -> StoredShard:
         """Read the shard's applied offset, watermark and state tables (one round trip).
@@ -280,12 +297,16 @@ class RedisSink:
             script.op("M", key, pack_list(_flat((name, str(n)) for name, n in increments)))
         # A group's members go to every key that shares them (buckets x fields), sent once.
         shared: dict[int, tuple[set[str], list[str]]] = {}
+        known = self._distinct_key_cache(shard)
         for buckets, name, members in delta.distinct_groups():
             targets = shared.setdefault(id(members), (members, []))[1]
             for bucket in buckets:
-                key = layout.distinct(shard, bucket, name)
-                targets.append(key)
-                expiries[key] = self.expires_at(bucket)
+                set_key = known.get((bucket, name))
+                if set_key is None:
+                    set_key = known[(bucket, name)] = layout.distinct(shard, bucket, name)
+                if set_key not in expiries:
+                    expiries[set_key] = self.expires_at(bucket)
+                targets.append(set_key)
         for members, targets in shared.values():
             others = [script.key(key) for key in targets[1:]]
             script.op("P", targets[0], pack_list(members), *others)

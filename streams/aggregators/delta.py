@@ -94,10 +94,12 @@ class BatchDelta:
         """Increments per (bucket, field)."""
         if self._counts:
             counters = self._counters
+            get = counters.get  # dict.get: no Counter.__missing__ call per new key
             for (buckets, name, dims), n in self._counts.items():
                 for name_ in _fields(name, dims, name):
                     for bucket in buckets:
-                        counters[(bucket, name_)] += n
+                        key = (bucket, name_)
+                        counters[key] = get(key, 0) + n
             self._counts.clear()
         return self._counters
 
