@@ -311,7 +311,7 @@ class OverlappedShard:
             return done
         processor._stored.pop(shard, None)  # the batch in flight owns the state now
         task = asyncio.create_task(processor._apply(prepared))
-        await asyncio.sleep(0)  # let it write the request before the next batch's work
+        await asyncio.sleep(0)  # let it build the request and hand it to its thread now
         self._pending = (prepared, task, records)
         return done
 
