@@ -26,7 +26,8 @@ import redis
 from loadtest.shop import generate_shop
 from streams.aggregators import ShardMemory
 from streams.decoder import Decoder
-from streams.events import Event, TopicKind
+from streams.events import TopicKind
+from streams.pipeline import record_seen_ids
 from streams.replay.runner import ReplayDeadLetters, ReplayReport, replay
 from streams.replay.sources import Progress, expand, jsonl_records
 from streams.runtime import (
@@ -75,9 +76,7 @@ def read_decode_aggregate(folder: Path, settings: Settings, batch: int) -> tuple
     def fold(kind: TopicKind) -> None:
         decoded = decoder.decode_all(pending.pop(kind), now_ms, kind)
         delta = kpis.aggregate(decoded, memory[kind], now_ms)
-        for event in decoded:
-            if isinstance(event, Event):
-                delta.seen_ids[event.event_ms // 60_000].add(event.event_id)
+        record_seen_ids(delta, decoded)
         # read as the sink reads them: counters expanded, distinct sets and rankings grouped
         _ = delta.counters, list(delta.distinct_groups()), list(delta.ranked_groups())
 

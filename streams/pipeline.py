@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -66,8 +66,12 @@ class DeadLetterList:
         self.items.append((shard, offset, rejection, raw))
 
 
-def _minute(event_ms: int) -> int:
-    return event_ms // 60_000 * 60
+def record_seen_ids(delta: BatchDelta, decoded: Iterable[Event | Rejection]) -> None:
+    """Note the accepted events' ids by event minute, for the apply's duplicate check."""
+    seen = delta.seen_ids
+    for event in decoded:
+        if isinstance(event, Event):
+            seen[event.event_ms // 60_000 * 60].add(event.event_id)
 
 
 def base_topic(topic: str) -> str:
@@ -193,9 +197,7 @@ class BatchProcessor:
         # The aggregator changes the memory in place; it is only kept if the apply lands.
         delta = self.aggregator.aggregate(decoded, stored.memory, now_ms)
         if self.dedupe:
-            for event in decoded:
-                if isinstance(event, Event):
-                    delta.seen_ids[_minute(event.event_ms)].add(event.event_id)
+            record_seen_ids(delta, decoded)
         return PreparedBatch(
             shard, applied, fresh[-1].offset, delta, stored.memory, now_ms, rejected, len(records)
         )

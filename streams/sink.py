@@ -39,7 +39,7 @@ from streams.timebuckets import Bucket, BucketClock, Granularity
 log = logging.getLogger(__name__)
 
 RANKING_CAP = 1000  # members kept per ranking key (the top of it is exported)
-CACHED_KEYS = 10_000  # key names and expiries remembered between batches (per shard: ~2 MB)
+CACHED_KEYS = 10_000  # HyperLogLog key names remembered between batches (per shard: ~2 MB)
 
 # Operations: <code> <key index> <value count> <values...>; commands are fixed per code.
 # Lists (HyperLogLog members, event ids, ranking and state pairs, counter increments)
@@ -211,19 +211,11 @@ class RedisSink:
         self.clock = clock
         self.retention_s = retention_s
         self._script = writer.register_script(APPLY_SCRIPT)
-        self._expiry: dict[Bucket, int] = {}
         self._distinct_keys: dict[Shard, dict[tuple[Bucket, str], str]] = {}
 
     def expires_at(self, bucket: Bucket) -> int:
         """Absolute expiry of a bucket's keys (the same on replay as live)."""
-        found = self._expiry.get(bucket)
-        if found is None:
-            if len(self._expiry) > CACHED_KEYS:
-                self._expiry.clear()
-            found = self._expiry[bucket] = (
-                self.clock.end_of(bucket) + self.retention_s[bucket.granularity]
-            )
-        return found
+        return self.clock.end_of(bucket) + self.retention_s[bucket.granularity]  # end_of: cached
 
     def _distinct_key_cache(self, shard: Shard) -> dict[tuple[Bucket, str], str]:
         """The shard's distinct-set keys built so far: the same ones recur batch after batch."""

@@ -174,6 +174,7 @@ async def replay(
     async def flush(kind: TopicKind) -> None:
         batch = pending.pop(kind, [])
         if batch:
+            report.records += len(batch)
             first = sequence[kind]
             sequence[kind] += len(batch)
             dead_letters.track(shards[kind], first, batch)
@@ -185,12 +186,10 @@ async def replay(
             batch = pending[record.kind]
             batch.append(record)
             if len(batch) >= batch_size:
-                report.records += len(batch)
                 await flush(record.kind)
                 if bar is not None:
                     bar.update(report.records)
         for kind in list(pending):
-            report.records += len(pending[kind])
             await flush(kind)
         for feeder in feeders.values():
             count_outcomes(report, await feeder.drain())
