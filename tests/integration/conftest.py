@@ -25,6 +25,7 @@ import redis
 
 from loadtest.generator import Produced, produce
 from streams.promql import PrometheusClient
+from tests.integration.clock import Clock, placed
 
 ROOT = Path(__file__).resolve().parents[2]
 SASL_PASSWORD = "kpi-test-secret"
@@ -101,13 +102,20 @@ def stack(
         subprocess.run([str(STACK), "down"], env=env, check=False, timeout=120)
 
 
-def kpi_env(stack: Stack, **settings: str) -> dict[str, str]:
-    """Environment of a ``kpi`` subprocess on the test stack, with a Redis prefix of its own."""
+@pytest.fixture
+def clock() -> Clock:
+    """The test's clock: real, or placed where ``TEST_CLOCK_AT`` says (see clock.py)."""
+    return placed()
+
+
+def kpi_env(stack: Stack, clock: Clock, **settings: str) -> dict[str, str]:
+    """Environment of a ``kpi`` subprocess on the test stack and clock, with a Redis prefix
+    of its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
     env.update(
         KPI_REDIS_URL=stack.redis_url,
         KPI_REDIS_PREFIX=f"k{uuid.uuid4().hex[:8]}",
-        PYTHONPATH=str(ROOT),
+        **clock.env(pythonpath=str(ROOT)),
     )
     env.update(settings)
     return env
@@ -125,6 +133,18 @@ def run_kpi(env: dict[str, str], *args: str, timeout_s: float = 900) -> str:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stderr
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """One Prometheus scrape of the exporter.
+
+    Query at ``real_s`` (Prometheus's own, real timestamp) to read that scrape and no
+    later one; the exporter cut its windows at ``at``, the same instant on the test clock.
+    """
+
+    real_s: float
+    at: float
 
 
 @dataclass
@@ -165,6 +185,7 @@ class Pipeline:
     """One test's slice of the stack: its own topic, group and prefix."""
 
     stack: Stack
+    clock: Clock
     env: dict[str, str]
     topic: str
     prefix: str
@@ -276,8 +297,8 @@ class Pipeline:
             + (workers[-1].tail() if workers else "")
         )
 
-    def wait_scraped(self, last: dict[int, int], timeout_s: float = 60) -> float:
-        """Wait until Prometheus has scraped the final offsets; returns that scrape's time."""
+    def wait_scraped(self, last: dict[int, int], timeout_s: float = 60) -> Scrape:
+        """Wait until Prometheus has scraped the final offsets; returns that scrape."""
         prom = self.stack.prometheus()
         want = sum(last.values())
         query = f'sum(shop_applied_offset{{topic="{self.topic}"}})'
@@ -286,13 +307,13 @@ class Pipeline:
             got = prom.query(query)
             if got and got[0].value == want:
                 stamp = prom.query(f'max(timestamp(shop_applied_offset{{topic="{self.topic}"}}))')
-                return stamp[0].value
+                return Scrape(stamp[0].value, self.clock.from_real(stamp[0].value))
             time.sleep(0.5)
         pytest.fail(f"Prometheus never showed offsets {want} for {self.topic}: {prom.query(query)}")
 
 
 @pytest.fixture
-def pipeline(stack: Stack) -> Iterator[Pipeline]:
+def pipeline(stack: Stack, clock: Clock) -> Iterator[Pipeline]:
     tag = uuid.uuid4().hex[:8]
     topic = f"clicks-{tag}"
     prefix = f"t{tag}"
@@ -324,9 +345,9 @@ def pipeline(stack: Stack) -> Iterator[Pipeline]:
         KPI_PROMETHEUS_URL=stack.prometheus_url,
         KPI_KAFKA_SESSION_TIMEOUT_SECONDS="6",
         KPI_HEALTH_PROBE_SECONDS="1",
-        PYTHONPATH=str(ROOT),
+        **clock.env(pythonpath=str(ROOT)),
     )
-    pipe = Pipeline(stack, env, topic, prefix)
+    pipe = Pipeline(stack, clock, env, topic, prefix)
     try:
         yield pipe
     finally:

@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from loadtest.generator import KNOWN_CHANNELS, GroundTruth
 from loadtest.shop import ShopTruth
 from streams.catalogue import COUNTERS, DISTINCT, RANKINGS
+from streams.promql import PrometheusClient
 from streams.settings import Settings
 
 Series = Mapping[tuple[str, frozenset[tuple[str, str]]], float]
@@ -59,6 +61,40 @@ def windows(at: float) -> dict[str, tuple[str, list[int]]]:
     out["5m"] = ("m", [minute - 60 * k for k in range(5)])
     out["30m"] = ("m", [minute - 60 * k for k in range(30)])
     return out
+
+
+def business_days(at: float) -> dict[str, int]:
+    """Start of the "day" and the "yesterday" window at ``at``."""
+    day = start_of("d", at)
+    return {"day": day, "yesterday": start_of("d", day - 1)}
+
+
+def daily_traffic_problems(
+    prom: PrometheusClient, real_s: float, at: float, truth: GroundTruth
+) -> list[str]:
+    """Page views (exact) and UV (HyperLogLog tolerance), in all and per channel, of the "day" and
+    "yesterday" windows of the scrape Prometheus stamped ``real_s``, cut at ``at`` on the
+    test clock, against the generator's truth. Both windows, so that traffic from before
+    midnight is checked wherever the scrape falls; a window without traffic may export
+    nothing or zeros."""
+    problems = []
+    for window, start in business_days(at).items():
+        samples = prom.query(f'shop_page_views_by_channel{{window="{window}"}}', real_s)
+        pv = {s.labels["channel"]: s.value for s in samples}
+        want = {c: float(truth.pv("d", start, c)) for c in KNOWN_CHANNELS}
+        got = {c: pv.get(c, 0.0) for c in {*want, *pv}}
+        if got != want:
+            problems.append(f"page views {window}: got {pv}, expected {want}")
+        total = prom.query(f'shop_unique_visitors{{window="{window}"}}', real_s)
+        uv = {"_all": total[0].value} if total else {}
+        samples = prom.query(f'shop_unique_visitors_by_channel{{window="{window}"}}', real_s)
+        uv.update({s.labels["channel"]: s.value for s in samples})
+        for channel in ("_all", *KNOWN_CHANNELS):
+            exact = truth.uv("d", start, channel)
+            value = uv.get(channel, 0.0)
+            if abs(value - exact) > hll_tolerance(exact) * max(1, exact):
+                problems.append(f"UV {window} {channel}: got {value}, expected {exact}")
+    return problems
 
 
 def hll_tolerance(exact: int) -> float:

@@ -19,13 +19,13 @@ from streams.settings import Settings
 from tests.integration.conftest import Pipeline
 from tests.integration.kpi_compare import DEFAULTS, MINUTE_MS, TARGETS, compare_kpis
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 
 def test_every_kpi_matches_the_ground_truth(
     pipeline: Pipeline, measure: Callable[[str, str], None]
 ) -> None:
-    now_ms = int(time.time() * 1000)
+    now_ms = pipeline.clock.now_ms()
     # Traffic 75..35 minutes ago (long enough for visitors to come back after 30 idle
     # minutes), so that the flush, 31 minutes after it, is not in the future.
     start_ms = now_ms - 75 * MINUTE_MS
@@ -69,8 +69,11 @@ def test_every_kpi_matches_the_ground_truth(
             break
         assert time.monotonic() < deadline, f"Prometheus never scraped the final offsets: {got}"
         time.sleep(0.5)
-    samples = prom.query('{__name__=~"shop_.+"}')
-    at = max(s.value for s in prom.query("timestamp(shop_exporter_redis_up)"))
+    # Every figure from one scrape: the latest at the time of asking, read at its own
+    # timestamp, so that a later scrape (past a minute or a midnight) cannot mix in.
+    stamp = max(s.value for s in prom.query("timestamp(shop_exporter_redis_up)"))
+    samples = prom.query('{__name__=~"shop_.+"}', stamp)
+    at = pipeline.clock.from_real(stamp)
     series: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for s in samples:
         labels = {k: v for k, v in s.labels.items() if k not in ("job", "instance", "__name__")}
@@ -105,15 +108,17 @@ def test_every_kpi_matches_the_ground_truth(
         settings = Settings.from_env(
             {k: v for k, v in pipeline.env.items() if k.startswith("KPI_")}
         )
+        collector = kpi_collector(settings)
+        collector.now_s = pipeline.clock.now
         registry = CollectorRegistry()
-        registry.register(kpi_collector(settings))
+        registry.register(collector)
         direct = {
             (s.name, s.labels.get("window")): s.value
             for f in registry.collect()
             for s in f.samples
             if s.name == "shop_page_views"
         }
-        problems.insert(0, f"read now ({time.time():.0f}, scraped {at:.0f}): {direct}")
+        problems.insert(0, f"read now ({pipeline.clock.now():.0f}, scraped {at:.0f}): {direct}")
     windows_hit = sorted({p.split("{")[1].split(",")[0].rstrip("}:") for p in problems if "{" in p})
     assert problems == [], (
         f"{len(problems)} of {checked} figures differ (windows {windows_hit}):\n"

@@ -11,20 +11,21 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from loadtest.generator import generate, write_file
+from tests.integration.clock import Clock
 from tests.integration.conftest import Stack, kpi_env, run_kpi
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 
 def test_two_backfilled_days_come_back_per_minute_from_promql(
-    stack: Stack, tmp_path: Path, measure: Callable[[str, str], None]
+    stack: Stack, clock: Clock, tmp_path: Path, measure: Callable[[str, str], None]
 ) -> None:
-    now = int(time.time()) // 60 * 60
+    now = int(clock.now()) // 60 * 60
     start, end = now - 49 * 3600, now - 2 * 3600  # two days, ending before the live data
     generated = generate(30_000, start * 1000, end - start, seed=3)
     log = tmp_path / "clickstream.jsonl"
     write_file(generated.messages, log)
-    env = kpi_env(stack, KPI_MINUTE_RETENTION_SECONDS=str(4 * 86_400))
+    env = kpi_env(stack, clock, KPI_MINUTE_RETENTION_SECONDS=str(4 * 86_400))
 
     def kpi(*args: str) -> str:
         return run_kpi(env, *args)

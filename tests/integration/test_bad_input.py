@@ -18,8 +18,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from tests.integration.conftest import Pipeline
+from tests.integration.kpi_compare import start_of
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 
 def corpus(now_ms: int) -> list[tuple[bytes, str]]:
@@ -66,7 +67,7 @@ def corpus(now_ms: int) -> list[tuple[bytes, str]]:
 def test_bad_messages_are_refused_counted_and_dead_lettered(
     pipeline: Pipeline, measure: Callable[[str, str], None]
 ) -> None:
-    now_ms = int(time.time() * 1000)
+    now_ms = pipeline.clock.now_ms()
     messages = corpus(now_ms)
     # Kafka itself refuses messages over about 1 MiB (message.max.bytes); a lower limit
     # lets an oversize message reach the worker.
@@ -81,15 +82,19 @@ def test_bad_messages_are_refused_counted_and_dead_lettered(
     assert worker.process.poll() is None, worker.tail()
 
     expected = Counter(reason for _, reason in messages if reason)
-    scraped = pipeline.wait_scraped(produced.last_offsets)
-    assert scraped
+    scrape = pipeline.wait_scraped(produced.last_offsets)
     prom = pipeline.stack.prometheus()
     rejected = {
         s.labels["reason"]: s.value
-        for s in prom.query(f'shop_events_rejected_total{{topic="{pipeline.topic}"}}')
+        for s in prom.query(
+            f'shop_events_rejected_total{{topic="{pipeline.topic}"}}', scrape.real_s
+        )
     }
     assert rejected == {reason: float(n) for reason, n in expected.items()}
-    pv = prom.query('shop_page_views{window="day"}')
+    # The valid views are 5 s old when produced: in "yesterday" when the scrape is past
+    # the midnight that followed them.
+    window = "day" if start_of("d", now_ms / 1000 - 5) == start_of("d", scrape.at) else "yesterday"
+    pv = prom.query(f'shop_page_views{{window="{window}"}}', scrape.real_s)
     assert pv[0].value == sum(1 for _, reason in messages if not reason)
 
     async def dead_letters() -> list[dict[str, object]]:

@@ -19,23 +19,43 @@ import pytest
 from dashboards.build import DASHBOARDS, JSON_DIR, panel_queries
 from loadtest.shop import flush_events, generate_shop
 from streams.promql import PromQLError
+from tests.integration.clock import Clock, latest_instant
 from tests.integration.conftest import Pipeline, kpi_env, run_kpi
-from tests.integration.kpi_compare import MINUTE_MS
+from tests.integration.kpi_compare import MINUTE_MS, start_of
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 VARIABLES = {"$channel": "search", "$campaign": "double11", "$page_type": "home", "$device": "app"}
 WEEK_MS = 7 * 86_400_000
 
 
+@pytest.fixture
+def clock(clock: Clock) -> Clock:
+    """The test clock, moved back to 22:30 the evening before when it is within 90 minutes
+    after a business-day start (and so a week's or a month's).
+
+    Right after midnight "today" has no paid orders, no closed visits and no rankings yet,
+    and its panels rightly show "no data" (KPI_SPEC: an undefined ratio is no data); this
+    test needs data in every window, so it reads a moment that has some.
+    """
+    now = clock.now()
+    if now - start_of("d", now) < 90 * 60:
+        return clock.moved_to(latest_instant("22:30:00", start_of("d", now)))
+    return clock
+
+
 def backfill_last_week(pipeline: Pipeline, folder: Path, now_ms: int) -> None:
-    """Replay shop traffic of a week ago into another prefix and backfill its minutes."""
+    """Replay shop traffic of a week before ``now_ms`` into another prefix and backfill its
+    minutes.
+
+    ``now_ms`` is Prometheus's own "now": week-over-week panels look one week behind it,
+    on the real clock, whatever the test clock says."""
     past = generate_shop(
         seed=21, start_ms=now_ms - WEEK_MS - 40 * MINUTE_MS, duration_s=45 * 60, visitors=800
     )
     for kind, messages in past.messages.items():
         (folder / f"{kind}.jsonl").write_bytes(b"\n".join(v for _, v in messages) + b"\n")
-    env = kpi_env(pipeline.stack, KPI_MINUTE_RETENTION_SECONDS=str(9 * 86_400))
+    env = kpi_env(pipeline.stack, pipeline.clock, KPI_MINUTE_RETENTION_SECONDS=str(9 * 86_400))
     start_s = (now_ms - WEEK_MS) // 1000 - 30 * 60
 
     def iso(seconds: int) -> str:
@@ -68,8 +88,8 @@ def backfill_last_week(pipeline: Pipeline, folder: Path, now_ms: int) -> None:
 def test_every_panel_query_returns_data(
     pipeline: Pipeline, tmp_path: Path, measure: Callable[[str, str], None]
 ) -> None:
-    now_ms = int(time.time() * 1000)
-    backfill_last_week(pipeline, tmp_path, now_ms)
+    backfill_last_week(pipeline, tmp_path, int(pipeline.clock.real_now() * 1000))
+    now_ms = pipeline.clock.now_ms()
     traffic = generate_shop(
         seed=22,
         start_ms=now_ms - 80 * MINUTE_MS,

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.clock import Clock
 from tests.integration.conftest import ROOT, Stack, free_port, kpi_env
 
 pytestmark = pytest.mark.integration
 
 
-def test_metrics_need_tls_and_the_password(stack: Stack, tmp_path: Path) -> None:
+def test_metrics_need_tls_and_the_password(stack: Stack, clock: Clock, tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [
@@ -47,6 +48,7 @@ def test_metrics_need_tls_and_the_password(stack: Stack, tmp_path: Path) -> None
     port = free_port()
     env = kpi_env(
         stack,
+        clock,
         KPI_EXPORTER_PORT=str(port),
         KPI_EXPORTER_TLS_CERT=str(cert),
         KPI_EXPORTER_TLS_KEY=str(key),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -27,7 +26,7 @@ def test_worker_consumes_over_sasl_scram(pipeline: Pipeline) -> None:
     settings = Settings.from_env({k: v for k, v in pipeline.env.items() if k.startswith("KPI_")})
     pipeline.create_topics()
     pipeline.start("worker").wait_log("Worker ready")
-    generated = generate(2_000, int(time.time() * 1000) - 60_000, 50, seed=5)
+    generated = generate(2_000, pipeline.clock.now_ms() - 60_000, 50, seed=5)
     produced = asyncio_produce(pipeline, generated.messages, settings)
     pipeline.wait_applied(produced, timeout_s=120)
     assert sum(o + 1 for o in pipeline.applied_offsets().values()) == 2_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,6 +15,7 @@ from streams.keys import Shard
 from streams.pipeline import DeadLetterList, Record
 from streams.runtime import batch_processor, kpi_collector
 from streams.settings import Settings
+from tests.integration.clock import Clock
 from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.integration
@@ -23,15 +25,23 @@ SERIES_CAP = 5_000
 FLOOD = 100_000
 
 
-def count_series(settings: Settings) -> int:
+def registry_at(settings: Settings, clock: Clock) -> CollectorRegistry:
+    collector = kpi_collector(settings)
+    collector.now_s = clock.now
     registry = CollectorRegistry()
-    registry.register(kpi_collector(settings))
-    return sum(len(family.samples) for family in registry.collect())
+    registry.register(collector)
+    return registry
 
 
-def test_series_count_stays_under_the_cap(stack: Stack, measure) -> None:  # type: ignore[no-untyped-def]
+def count_series(settings: Settings, clock: Clock) -> int:
+    return sum(len(family.samples) for family in registry_at(settings, clock).collect())
+
+
+def test_series_count_stays_under_the_cap(
+    stack: Stack, clock: Clock, measure: Callable[[str, str], None]
+) -> None:
     settings = Settings(redis_url=stack.redis_url, redis_prefix=f"f{uuid.uuid4().hex[:8]}")
-    base_ms = int(__import__("time").time() * 1000) - 60_000
+    base_ms = clock.now_ms() - 60_000
 
     def flood(i: int) -> bytes:
         return json.dumps(
@@ -55,6 +65,7 @@ def test_series_count_stays_under_the_cap(stack: Stack, measure) -> None:  # typ
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
             processor = batch_processor(settings, client, DeadLetterList())
+            processor.clock_ms = clock.now_ms
             for partition in range(4):
                 shard = Shard(settings.clickstream_topic, partition)
                 start = partition * FLOOD // 4
@@ -64,15 +75,14 @@ def test_series_count_stays_under_the_cap(stack: Stack, measure) -> None:  # typ
         finally:
             await client.aclose()
 
-    empty = count_series(settings)
+    empty = count_series(settings, clock)
     asyncio.run(feed())
-    flooded = count_series(settings)
+    flooded = count_series(settings, clock)
     measure(
         "label flood: series before / after 100,000 distinct values", f"{empty:,} / {flooded:,}"
     )
     assert flooded <= SERIES_CAP
-    registry = CollectorRegistry()
-    registry.register(kpi_collector(settings))
+    registry = registry_at(settings, clock)
     labels = {
         (k, v) for family in registry.collect() for s in family.samples for k, v in s.labels.items()
     }

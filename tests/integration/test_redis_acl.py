@@ -15,13 +15,15 @@ from streams.keys import Shard
 from streams.pipeline import DeadLetterList
 from streams.runtime import batch_processor, kpi_collector
 from streams.settings import Settings
+from tests.integration.clock import Clock
 from tests.integration.conftest import Stack
-from tests.integration.test_sink_and_exporter import NOW_MS, NOW_S, clickstream_records
+from tests.integration.test_sink_and_exporter import ANCHOR, At
 
 pytestmark = pytest.mark.integration
 
 
-def test_an_acl_user_limited_to_the_prefix_is_enough(stack: Stack) -> None:
+def test_an_acl_user_limited_to_the_prefix_is_enough(stack: Stack, clock: Clock) -> None:
+    at = At(clock.latest(ANCHOR))
     prefix = f"acl{uuid.uuid4().hex[:6]}"
     user, password = f"kpi-{prefix}", uuid.uuid4().hex
     admin = redis.Redis.from_url(stack.redis_url)
@@ -38,20 +40,24 @@ def test_an_acl_user_limited_to_the_prefix_is_enough(stack: Stack) -> None:
         "-@admin",
     )
     host_port = stack.redis_url.removeprefix("redis://").split("/")[0]
-    settings = Settings(redis_url=f"redis://{user}:{password}@{host_port}/0", redis_prefix=prefix)
+    settings = Settings(
+        redis_url=f"redis://{user}:{password}@{host_port}/0",
+        redis_prefix=prefix,
+        minute_retention_seconds=4 * 86_400,  # as in test_sink_and_exporter
+    )
 
     async def apply() -> None:
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
             processor = batch_processor(settings, client, DeadLetterList())
-            processor.clock_ms = lambda: NOW_MS
-            await processor.process(Shard("clickstream", 0), clickstream_records())
+            processor.clock_ms = lambda: at.ms
+            await processor.process(Shard("clickstream", 0), at.clickstream_records())
         finally:
             await client.aclose()
 
     asyncio.run(apply())
     collector = kpi_collector(settings)
-    collector.now_s = lambda: NOW_S
+    collector.now_s = lambda: at.s
     registry = CollectorRegistry()
     registry.register(collector)
     samples = {

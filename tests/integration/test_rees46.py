@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,18 +10,26 @@ from prometheus_client import CollectorRegistry
 
 from streams.runtime import kpi_collector
 from streams.settings import Settings
+from tests.integration.clock import Clock
 from tests.integration.conftest import Stack, kpi_env, run_kpi
 from tests.integration.kpi_compare import start_of
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 HEADER = (
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
 )
 
 
-def test_rees46_csv_yields_the_hand_computed_kpis(stack: Stack, tmp_path: Path) -> None:
-    base = time.time() - 2 * 3600  # two hours ago: inside today's or yesterday's bucket
+def test_rees46_csv_yields_the_hand_computed_kpis(
+    stack: Stack, clock: Clock, tmp_path: Path
+) -> None:
+    # Eleven rows a minute apart, from two hours ago, all in one business day: moved to
+    # that day's start when they would straddle a midnight. The figures are read as of
+    # a minute after the last row, whose "day" is then theirs.
+    base = clock.now() // 60 * 60 - 2 * 3600
+    if start_of("d", base) != start_of("d", base + 600):
+        base = start_of("d", base + 600)
 
     def at(minute: int) -> str:
         return datetime.fromtimestamp(base + 60 * minute, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -43,18 +50,19 @@ def test_rees46_csv_yields_the_hand_computed_kpis(stack: Stack, tmp_path: Path) 
     ]
     csv = tmp_path / "2019-Oct.csv"
     csv.write_text("\n".join([HEADER, *rows]) + "\n")
-    env = kpi_env(stack)
+    env = kpi_env(stack, clock)
     stderr = run_kpi(env, "replay", "--rees46", str(csv), timeout_s=300)
     assert f"{csv}:13: malformed_json" in stderr
 
     settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("KPI_")})
+    collector = kpi_collector(settings)
+    collector.now_s = lambda: base + 11 * 60
     registry = CollectorRegistry()
-    registry.register(kpi_collector(settings))
-    window = "day" if start_of("d", base) == start_of("d", time.time()) else "yesterday"
+    registry.register(collector)
     got: dict[tuple[str, str], float] = {}
     for family in registry.collect():
         for s in family.samples:
-            if s.labels.get("window") == window:
+            if s.labels.get("window") == "day":
                 got[(s.name, s.labels.get("item", ""))] = s.value
     # Views: rows 1, 2, 5, 6, 8, 11. Visitors u1..u4. Buyers u1, u3. Purchases 100 + 50 + 20.
     assert got[("shop_page_views", "")] == 6

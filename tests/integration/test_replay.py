@@ -18,10 +18,11 @@ from prometheus_client import CollectorRegistry
 from loadtest.shop import ShopTruth, flush_events, generate_shop
 from streams.runtime import kpi_collector
 from streams.settings import Settings
+from tests.integration.clock import Clock, placed
 from tests.integration.conftest import Stack, kpi_env
 from tests.integration.kpi_compare import MINUTE_MS, TARGETS, compare_kpis, series_of
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Log:
 @pytest.fixture(scope="module")
 def event_log(tmp_path_factory: pytest.TempPathFactory) -> Log:
     """An hour of shop traffic ending 40 minutes ago, one file per topic, clickstream gzipped."""
-    now_ms = int(time.time() * 1000)
+    now_ms = placed().now_ms()  # the module's tests place their own clocks, at the same moment
     traffic = generate_shop(
         seed=9,
         start_ms=now_ms - 100 * MINUTE_MS,
@@ -58,9 +59,10 @@ def event_log(tmp_path_factory: pytest.TempPathFactory) -> Log:
 
 
 @pytest.fixture
-def replay_env(stack: Stack) -> Iterator[dict[str, str]]:
+def replay_env(stack: Stack, clock: Clock) -> Iterator[dict[str, str]]:
     env = kpi_env(
         stack,
+        clock,
         KPI_GMV_TARGET_DAY=str(TARGETS["d"]),
         KPI_GMV_TARGET_WEEK=str(TARGETS["w"]),
         KPI_GMV_TARGET_MONTH=str(TARGETS["M"]),
@@ -79,10 +81,10 @@ def replay(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def compare(env: dict[str, str], truth: ShopTruth) -> tuple[list[str], int]:
+def compare(env: dict[str, str], truth: ShopTruth, clock: Clock) -> tuple[list[str], int]:
     settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("KPI_")})
     collector = kpi_collector(settings)
-    at = time.time()
+    at = clock.now()
     collector.now_s = lambda: at
     registry = CollectorRegistry()
     registry.register(collector)
@@ -101,24 +103,31 @@ def compare(env: dict[str, str], truth: ShopTruth) -> tuple[list[str], int]:
 
 
 def test_replaying_twice_gives_the_ground_truth_both_times(
-    event_log: Log, replay_env: dict[str, str], measure: Callable[[str, str], None]
+    event_log: Log,
+    replay_env: dict[str, str],
+    clock: Clock,
+    measure: Callable[[str, str], None],
 ) -> None:
     first = replay(replay_env, str(event_log.folder))
     assert first.returncode == 0, first.stderr[-3000:]
     assert f"{event_log.lines:,} records" in first.stderr
     assert ".jsonl.gz:" in first.stderr  # rejects are reported with file and line
-    problems, checked = compare(replay_env, event_log.truth)
+    problems, checked = compare(replay_env, event_log.truth, clock)
     assert problems == [], "\n".join(problems[:30])
     second = replay(replay_env, str(event_log.folder))
     assert second.returncode == 0, second.stderr[-3000:]
     assert f"0 applied, {event_log.lines:,} already applied" in second.stderr
-    again, _ = compare(replay_env, event_log.truth)
+    again, _ = compare(replay_env, event_log.truth, clock)
     assert again == [], "\n".join(again[:30])
     measure("replay: figures compared after each of two runs", f"{checked:,}")
 
 
 def test_a_killed_replay_continues_where_it_stopped(
-    stack: Stack, event_log: Log, replay_env: dict[str, str], measure: Callable[[str, str], None]
+    stack: Stack,
+    event_log: Log,
+    replay_env: dict[str, str],
+    clock: Clock,
+    measure: Callable[[str, str], None],
 ) -> None:
     client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
     prefix = replay_env["KPI_REDIS_PREFIX"]
@@ -142,5 +151,5 @@ def test_a_killed_replay_continues_where_it_stopped(
     rerun = replay(replay_env, str(event_log.folder))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "already applied" in rerun.stderr and " 0 already applied" not in rerun.stderr
-    problems, _ = compare(replay_env, event_log.truth)
+    problems, _ = compare(replay_env, event_log.truth, clock)
     assert problems == [], "\n".join(problems[:30])

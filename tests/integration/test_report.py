@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,15 +10,18 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from loadtest.shop import flush_events, generate_shop
+from tests.integration.clock import Clock
 from tests.integration.conftest import ROOT, Stack, kpi_env, run_kpi
 from tests.integration.kpi_compare import MINUTE_MS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 ZONE = ZoneInfo("Asia/Shanghai")
 
 
-def test_weekly_report_of_a_replayed_week_matches_the_truth(stack: Stack, tmp_path: Path) -> None:
-    today = datetime.now(ZONE)
+def test_weekly_report_of_a_replayed_week_matches_the_truth(
+    stack: Stack, clock: Clock, tmp_path: Path
+) -> None:
+    today = datetime.fromtimestamp(clock.now(), ZONE)
     monday = (today - timedelta(days=today.weekday() + 7)).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
@@ -30,7 +32,7 @@ def test_weekly_report_of_a_replayed_week_matches_the_truth(stack: Stack, tmp_pa
     )
     truth = traffic.truth
     flush_at = traffic.last_ms + 31 * MINUTE_MS
-    assert flush_at <= time.time() * 1000, "run again 31 minutes after the week ended"
+    assert flush_at <= clock.now_ms(), "run again 31 minutes after the week ended"
     flush = flush_events(31, flush_at, 1, truth)
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -39,7 +41,7 @@ def test_weekly_report_of_a_replayed_week_matches_the_truth(stack: Stack, tmp_pa
             [v for _, _, v in flush] if kind == "clickstream" else []
         )
         (logs / f"{kind}.jsonl").write_bytes(b"\n".join(values) + b"\n")
-    env = kpi_env(stack, KPI_SCORECARD_FILE=str(ROOT / "ops" / "scorecard.example.toml"))
+    env = kpi_env(stack, clock, KPI_SCORECARD_FILE=str(ROOT / "ops" / "scorecard.example.toml"))
     year, week, _ = monday.isocalendar()
     for args in (
         ["replay", str(logs)],

@@ -21,60 +21,85 @@ from streams.pipeline import BatchOutcome, DeadLetterList, Record
 from streams.runtime import batch_processor, kpi_collector
 from streams.settings import Settings
 from streams.sink import Applied
+from tests.integration.clock import Clock
 from tests.integration.conftest import Stack, free_port
 
 pytestmark = pytest.mark.integration
 
-NOW_S = 1_795_745_000.0  # 2026-11-27T02:03:20Z = 10:03:20 in Shanghai
-NOW_MS = int(NOW_S * 1000)
+# Every hand-computed answer below is read at this business time of day (Shanghai): each
+# test runs at the most recent one on the test clock, so where "now" falls never matters.
+# Only Redis judges the tests by its own clock (expiries): see ``settings_for``.
+ANCHOR = "10:03:20"
 CLICKS = Shard("clickstream", 0)
 CHAT = Shard("chat", 1)
 
 
 def settings_for(stack: Stack) -> Settings:
+    # The anchor is at most a day behind the test clock, which is at most a day behind the
+    # real one that Redis judges expiries by: minute buckets are kept four days, not two.
     return Settings(
-        redis_url=stack.redis_url, redis_prefix=f"u{uuid.uuid4().hex[:8]}", exit_min_views=2
+        redis_url=stack.redis_url,
+        redis_prefix=f"u{uuid.uuid4().hex[:8]}",
+        exit_min_views=2,
+        minute_retention_seconds=4 * 86_400,
     )
 
 
-def doc(kind: str, seconds_ago: float, **fields: object) -> bytes:
-    event = {
-        "type": kind,
-        "event_id": uuid.uuid4().hex,
-        "event_time": NOW_MS - int(seconds_ago * 1000),
-    }
-    return json.dumps({**event, **fields}).encode()
+class At:
+    """Hand-built events placed by their age in seconds before one instant."""
+
+    def __init__(self, now_s: float) -> None:
+        self.s = now_s
+        self.ms = int(now_s * 1000)
+
+    def doc(self, kind: str, seconds_ago: float, **fields: object) -> bytes:
+        event = {
+            "type": kind,
+            "event_id": uuid.uuid4().hex,
+            "event_time": self.ms - int(seconds_ago * 1000),
+        }
+        return json.dumps({**event, **fields}).encode()
+
+    def view(self, visitor: str, channel: str, seconds_ago: float, page: str = "/") -> bytes:
+        return self.doc(
+            "page_view",
+            seconds_ago,
+            visitor_id=visitor,
+            page=page,
+            page_type="home",
+            channel=channel,
+        )
+
+    def clickstream_records(self) -> list[Record]:
+        """12 records: 10 valid views (visitors a..e), 2 invalid; hand-counted below."""
+        view = self.view
+        raw = [
+            view("a", "search", 30),
+            view("b", "search", 30),
+            view("a", "search", 90),
+            view("c", "ads", 200),
+            b"{broken",
+            view("d", "weibo", 10),
+            view("e", "ads", 400),
+            view("a", "ads", 5),
+            b'{"type": "refund"}',
+            view("b", "direct", 20),
+            view("c", "ads", 1000),
+            view("a", "search", 2000),
+        ]
+        return [Record(offset, value) for offset, value in enumerate(raw)]
 
 
-def view(visitor: str, channel: str, seconds_ago: float, page: str = "/") -> bytes:
-    return doc(
-        "page_view", seconds_ago, visitor_id=visitor, page=page, page_type="home", channel=channel
-    )
+@pytest.fixture
+def at(clock: Clock) -> At:
+    """The most recent 10:03:20 in Shanghai on the test clock."""
+    return At(clock.latest(ANCHOR))
 
 
-def clickstream_records() -> list[Record]:
-    """12 records: 10 valid views (visitors a..e), 2 invalid; hand-counted below."""
-    raw = [
-        view("a", "search", 30),
-        view("b", "search", 30),
-        view("a", "search", 90),
-        view("c", "ads", 200),
-        b"{broken",
-        view("d", "weibo", 10),
-        view("e", "ads", 400),
-        view("a", "ads", 5),
-        b'{"type": "refund"}',
-        view("b", "direct", 20),
-        view("c", "ads", 1000),
-        view("a", "search", 2000),
-    ]
-    return [Record(offset, value) for offset, value in enumerate(raw)]
-
-
-def collect(settings: Settings) -> dict[tuple[str, str, str], float]:
+def collect(settings: Settings, now_s: float) -> dict[tuple[str, str, str], float]:
     """Samples keyed by (name, window, the one other label's value)."""
     collector = kpi_collector(settings)
-    collector.now_s = lambda: NOW_S
+    collector.now_s = lambda: now_s
     registry = CollectorRegistry()
     registry.register(collector)
     out = {}
@@ -90,13 +115,13 @@ def collect(settings: Settings) -> dict[tuple[str, str, str], float]:
 
 
 async def run_batches(
-    settings: Settings, batches: list[tuple[Shard, list[Record]]]
+    settings: Settings, batches: list[tuple[Shard, list[Record]]], now_ms: int
 ) -> DeadLetterList:
     client = aioredis.Redis.from_url(settings.redis_url)
     dead = DeadLetterList()
     try:
         processor = batch_processor(settings, client, dead)
-        processor.clock_ms = lambda: NOW_MS
+        processor.clock_ms = lambda: now_ms
         for shard, batch in batches:
             await processor.process(shard, batch)
     finally:
@@ -104,13 +129,13 @@ async def run_batches(
     return dead
 
 
-def test_overlapping_and_repeated_batches_apply_once(stack: Stack) -> None:
+def test_overlapping_and_repeated_batches_apply_once(stack: Stack, at: At) -> None:
     settings = settings_for(stack)
-    rs = clickstream_records()
+    rs = at.clickstream_records()
     # Batches overlap and repeat, as after a crash between apply and Kafka commit.
     batches = [rs[0:5], rs[3:9], rs[0:9], rs[9:12], rs]
-    dead = asyncio.run(run_batches(settings, [(CLICKS, b) for b in batches]))
-    got = collect(settings)
+    dead = asyncio.run(run_batches(settings, [(CLICKS, b) for b in batches], at.ms))
+    got = collect(settings, at.s)
     # Day (10:03:20 CST; all events after 00:00): search a,b,a,a = 4; ads c,e,a,c = 4;
     # other (weibo) d = 1; direct b = 1.
     assert got[("shop_page_views", "day", "")] == 10
@@ -136,44 +161,46 @@ def test_overlapping_and_repeated_batches_apply_once(stack: Stack) -> None:
     ]
 
 
-def test_stale_expected_offset_is_refused_and_changes_nothing(stack: Stack) -> None:
+def test_stale_expected_offset_is_refused_and_changes_nothing(stack: Stack, at: At) -> None:
     settings = settings_for(stack)
 
     async def scenario() -> Applied:
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
             processor = batch_processor(settings, client, DeadLetterList())
-            processor.clock_ms = lambda: NOW_MS
-            await processor.process(CLICKS, clickstream_records()[:6])
+            processor.clock_ms = lambda: at.ms
+            await processor.process(CLICKS, at.clickstream_records()[:6])
             stale = await processor.sink.load(CLICKS)
-            await processor.process(CLICKS, clickstream_records()[6:])
-            delta = processor.aggregator.aggregate([], stale.memory, NOW_MS)
+            await processor.process(CLICKS, at.clickstream_records()[6:])
+            delta = processor.aggregator.aggregate([], stale.memory, at.ms)
             delta.consumed = 99
-            return await processor.sink.apply(CLICKS, stale.applied_offset, 100, delta, NOW_MS)
+            return await processor.sink.apply(CLICKS, stale.applied_offset, 100, delta, at.ms)
         finally:
             await client.aclose()
 
     assert asyncio.run(scenario()) == (False, 11, frozenset())
-    assert collect(settings)[("shop_events_consumed_total", "", "")] == 12
+    assert collect(settings, at.s)[("shop_events_consumed_total", "", "")] == 12
 
 
-def test_sessions_exits_and_bounce_by_hand(stack: Stack) -> None:
+def test_sessions_exits_and_bounce_by_hand(stack: Stack, at: At) -> None:
     settings = settings_for(stack)
     # Ages in seconds before 10:03:20 (all in today's buckets, before the current hour's start
     # only where noted). Visitor p: /a (3000) -> /b (2940) -> /a (2880): exits at /a.
     # Visitor q: /a (2990) -> /b (2930): exit at /b. Visitor r: /b (2950) only: bounce, exit /b.
     # A view by z at age 0 moves the watermark 47+ minutes past them: all three close.
     views = [
-        view("p", "search", 3000, "/a"),
-        view("q", "ads", 2990, "/a"),
-        view("r", "ads", 2950, "/b"),
-        view("p", "search", 2940, "/b"),
-        view("q", "ads", 2930, "/b"),
-        view("p", "search", 2880, "/a"),
-        view("z", "direct", 0, "/z"),
+        at.view("p", "search", 3000, "/a"),
+        at.view("q", "ads", 2990, "/a"),
+        at.view("r", "ads", 2950, "/b"),
+        at.view("p", "search", 2940, "/b"),
+        at.view("q", "ads", 2930, "/b"),
+        at.view("p", "search", 2880, "/a"),
+        at.view("z", "direct", 0, "/z"),
     ]
-    asyncio.run(run_batches(settings, [(CLICKS, [Record(i, v) for i, v in enumerate(views)])]))
-    got = collect(settings)
+    asyncio.run(
+        run_batches(settings, [(CLICKS, [Record(i, v) for i, v in enumerate(views)])], at.ms)
+    )
+    got = collect(settings, at.s)
     assert got[("shop_sessions", "day", "")] == 4
     assert got[("shop_sessions_closed", "day", "")] == 3
     assert got[("shop_bounce_rate", "day", "")] == pytest.approx(1 / 3)
@@ -190,22 +217,22 @@ def test_sessions_exits_and_bounce_by_hand(stack: Stack) -> None:
     assert got[("shop_exit_rate_by_page_type", "day", "home")] == pytest.approx(3 / 7)
 
 
-def test_conversations_response_times_and_waiting_by_hand(stack: Stack) -> None:
+def test_conversations_response_times_and_waiting_by_hand(stack: Stack, at: At) -> None:
     settings = settings_for(stack)
     chat = [
-        doc("customer_message", 300, conversation_id="c1"),
-        doc("bot_message", 295, conversation_id="c1"),
-        doc("agent_message", 260, conversation_id="c1", agent_id="ann"),  # first response 40 s
-        doc("customer_message", 200, conversation_id="c1"),
-        doc("agent_message", 190, conversation_id="c1", agent_id="ann"),  # 10 s
-        doc("customer_message", 100, conversation_id="c2"),
-        doc("agent_message", 95, conversation_id="c2", agent_id="ann"),  # first response 5 s
-        doc("customer_message", 50, conversation_id="c3"),  # still waiting
-        doc("complaint_opened", 250, conversation_id="c1", complaint_id="k"),
-        doc("complaint_resolved", 130, conversation_id="c1", complaint_id="k", satisfied=False),
+        at.doc("customer_message", 300, conversation_id="c1"),
+        at.doc("bot_message", 295, conversation_id="c1"),
+        at.doc("agent_message", 260, conversation_id="c1", agent_id="ann"),  # first response 40 s
+        at.doc("customer_message", 200, conversation_id="c1"),
+        at.doc("agent_message", 190, conversation_id="c1", agent_id="ann"),  # 10 s
+        at.doc("customer_message", 100, conversation_id="c2"),
+        at.doc("agent_message", 95, conversation_id="c2", agent_id="ann"),  # first response 5 s
+        at.doc("customer_message", 50, conversation_id="c3"),  # still waiting
+        at.doc("complaint_opened", 250, conversation_id="c1", complaint_id="k"),
+        at.doc("complaint_resolved", 130, conversation_id="c1", complaint_id="k", satisfied=False),
     ]
-    asyncio.run(run_batches(settings, [(CHAT, [Record(i, v) for i, v in enumerate(chat)])]))
-    got = collect(settings)
+    asyncio.run(run_batches(settings, [(CHAT, [Record(i, v) for i, v in enumerate(chat)])], at.ms))
+    got = collect(settings, at.s)
     assert got[("shop_cs_responses", "day", "")] == 3
     assert got[("shop_cs_response_avg_seconds", "day", "")] == pytest.approx(55 / 3)
     assert got[("shop_cs_first_response_avg_seconds", "day", "")] == pytest.approx(45 / 2)
@@ -224,22 +251,25 @@ def test_conversations_response_times_and_waiting_by_hand(stack: Stack) -> None:
     assert ("shop_bounce_rate", "day", "") not in got
 
 
-def test_duplicate_event_ids_are_refused_within_and_across_batches(stack: Stack) -> None:
+def test_duplicate_event_ids_are_refused_within_and_across_batches(stack: Stack, at: At) -> None:
     settings = settings_for(stack)
-    a, b, c = view("a", "search", 30), view("b", "ads", 20), view("c", "ads", 10)
+    a, b, c = at.view("a", "search", 30), at.view("b", "ads", 20), at.view("c", "ads", 10)
     batches = [
         [Record(0, a), Record(1, b), Record(2, a)],  # a twice in one batch
         [Record(3, b), Record(4, c)],  # b again in a later batch
     ]
-    dead = asyncio.run(run_batches(settings, [(CLICKS, batch) for batch in batches]))
-    got = collect(settings)
+    dead = asyncio.run(run_batches(settings, [(CLICKS, batch) for batch in batches], at.ms))
+    got = collect(settings, at.s)
     assert got[("shop_page_views", "day", "")] == 3
     assert got[("shop_events_rejected_total", "", "duplicate_event_id")] == 2
     assert [offset for _, offset, _, _ in dead.items] == [2, 3]
 
 
 async def feed_overlapped(
-    settings: Settings, batches: list[list[Record]], other_writer: list[Record] | None = None
+    settings: Settings,
+    now_ms: int,
+    batches: list[list[Record]],
+    other_writer: list[Record] | None = None,
 ) -> tuple[DeadLetterList, list[BatchOutcome]]:
     """Feed ``batches`` to one shard's overlapped feeder; ``other_writer`` is applied by
     a second processor (another worker) after the first batch lands."""
@@ -248,14 +278,14 @@ async def feed_overlapped(
     outcomes: list[BatchOutcome] = []
     try:
         processor = batch_processor(settings, client, dead)
-        processor.clock_ms = lambda: NOW_MS
+        processor.clock_ms = lambda: now_ms
         feeder = processor.overlapped(CLICKS)
         for i, batch in enumerate(batches):
             outcomes += await feeder.submit(batch)
             if i == 0 and other_writer is not None:
                 outcomes += await feeder.drain()
                 other = batch_processor(settings, client, DeadLetterList())
-                other.clock_ms = lambda: NOW_MS
+                other.clock_ms = lambda: now_ms
                 await other.process(CLICKS, other_writer)
         outcomes += await feeder.drain()
     finally:
@@ -263,9 +293,9 @@ async def feed_overlapped(
     return dead, outcomes
 
 
-def test_overlapped_batches_prepared_on_a_refused_apply_are_redone(stack: Stack) -> None:
+def test_overlapped_batches_prepared_on_a_refused_apply_are_redone(stack: Stack, at: At) -> None:
     settings = settings_for(stack)
-    a, b, c, d = (view(v, "ads", 2400) for v in "abcd")  # 40 minutes ago
+    a, b, c, d = (at.view(v, "ads", 2400) for v in "abcd")  # 40 minutes ago
     # The second batch repeats b's event: its apply is refused by the duplicate check
     # after the third batch was already prepared on top of it (with b's session at two
     # views); both are redone from Redis. z's view, 40 minutes later, closes the four
@@ -274,10 +304,10 @@ def test_overlapped_batches_prepared_on_a_refused_apply_are_redone(stack: Stack)
         [Record(0, a), Record(1, b)],
         [Record(2, b), Record(3, c)],
         [Record(4, d)],
-        [Record(5, view("z", "direct", 0))],
+        [Record(5, at.view("z", "direct", 0))],
     ]
-    dead, outcomes = asyncio.run(feed_overlapped(settings, batches))
-    got = collect(settings)
+    dead, outcomes = asyncio.run(feed_overlapped(settings, at.ms, batches))
+    got = collect(settings, at.s)
     assert got[("shop_page_views", "day", "")] == 5
     assert got[("shop_unique_visitors", "day", "")] == 5
     assert got[("shop_events_consumed_total", "", "")] == 6
@@ -289,13 +319,13 @@ def test_overlapped_batches_prepared_on_a_refused_apply_are_redone(stack: Stack)
     assert [(o.fresh, o.rejected) for o in outcomes] == [(2, 0), (2, 1), (1, 0), (1, 0)]
 
 
-def test_overlapped_feeding_skips_what_another_writer_applied(stack: Stack) -> None:
+def test_overlapped_feeding_skips_what_another_writer_applied(stack: Stack, at: At) -> None:
     settings = settings_for(stack)
-    rs = clickstream_records()
+    rs = at.clickstream_records()
     # After the first batch (0-5) lands, another processor applies 6-8; the feeder's
     # next batch (6-11) was expected on offset 5, is refused, and only 9-11 are added.
-    dead, outcomes = asyncio.run(feed_overlapped(settings, [rs[0:6], rs[6:12]], rs[6:9]))
-    got = collect(settings)
+    dead, outcomes = asyncio.run(feed_overlapped(settings, at.ms, [rs[0:6], rs[6:12]], rs[6:9]))
+    got = collect(settings, at.s)
     assert got[("shop_page_views", "day", "")] == 10  # as in the test above: each once
     assert got[("shop_unique_visitors", "day", "")] == 5
     assert got[("shop_events_consumed_total", "", "")] == 12
@@ -305,12 +335,14 @@ def test_overlapped_feeding_skips_what_another_writer_applied(stack: Stack) -> N
     assert [offset for _, offset, _, _ in dead.items] == [4, 8]
 
 
-def test_every_exported_family_is_documented(stack: Stack) -> None:
+def test_every_exported_family_is_documented(stack: Stack, at: At) -> None:
     settings = settings_for(stack)
-    rs = clickstream_records()
-    asyncio.run(run_batches(settings, [(CLICKS, rs)]))
+    rs = at.clickstream_records()
+    asyncio.run(run_batches(settings, [(CLICKS, rs)], at.ms))
+    collector = kpi_collector(settings)
+    collector.now_s = lambda: at.s
     registry = CollectorRegistry()
-    registry.register(kpi_collector(settings))
+    registry.register(collector)
     text = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
     names = {family.name for family in registry.collect()}
     assert len(names) > 100
@@ -318,8 +350,8 @@ def test_every_exported_family_is_documented(stack: Stack) -> None:
     assert missing == []
 
 
-def test_exporter_answers_with_up_zero_when_redis_is_unreachable(stack: Stack) -> None:
+def test_exporter_answers_with_up_zero_when_redis_is_unreachable(stack: Stack, at: At) -> None:
     settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    got = collect(settings)
+    got = collect(settings, at.s)
     assert got[("shop_exporter_redis_up", "", "")] == 0
     assert not any(name == "shop_page_views" for name, _, _ in got)
