@@ -7,6 +7,7 @@ the KPI figures themselves come from the exporter, which reads Redis.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 
@@ -21,7 +22,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class WorkerMetrics:
     """Prometheus metrics of one worker process (its own registry)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, topics: Iterable[str] = ()) -> None:
+        """``topics``: the input topics, whose batch series start at zero (below)."""
         self.registry = registry
         self.batch_records = Histogram(
             "shop_worker_batch_records",
@@ -57,12 +59,18 @@ class WorkerMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+        # A labelled series exists from its first observation; one that first appears
+        # holding a whole burst of batches has no increase for rate() to see. Each input
+        # topic's series is therefore exported at zero from the start.
+        for topic in topics:
+            self.batch_records.labels(topic)
+            self.apply_seconds.labels(topic)
 
     @classmethod
-    def serve(cls, host: str, port: int) -> WorkerMetrics:
+    def serve(cls, host: str, port: int, topics: Iterable[str] = ()) -> WorkerMetrics:
         """Metrics with an HTTP endpoint on ``host:port``."""
         registry = CollectorRegistry()
-        metrics = cls(registry)
+        metrics = cls(registry, topics)
         start_http_server(port, addr=host, registry=registry)
         log.info("worker metrics on http://%s:%d/metrics", host, port)
         return metrics

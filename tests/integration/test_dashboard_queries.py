@@ -31,16 +31,18 @@ WEEK_MS = 7 * 86_400_000
 
 @pytest.fixture
 def clock(clock: Clock) -> Clock:
-    """The test clock, moved back to 22:30 the evening before when it is within 90 minutes
-    after a business-day start (and so a week's or a month's).
+    """The test clock, moved back to 22:30 the evening before when its queries (run a few
+    minutes from now) would fall within 90 minutes after a business-day start, and so a
+    week's or a month's.
 
     Right after midnight "today" has no paid orders, no closed visits and no rankings yet,
     and its panels rightly show "no data" (KPI_SPEC: an undefined ratio is no data); this
     test needs data in every window, so it reads a moment that has some.
     """
-    now = clock.now()
-    if now - start_of("d", now) < 90 * 60:
-        return clock.moved_to(latest_instant("22:30:00", start_of("d", now)))
+    queried = clock.now() + 10 * 60
+    day = start_of("d", queried)
+    if queried - day < 100 * 60:
+        return clock.moved_to(latest_instant("22:30:00", day))
     return clock
 
 
@@ -101,6 +103,14 @@ def test_every_panel_query_returns_data(
     pipeline.create_topics()
     pipeline.start("exporter")
     pipeline.start("worker").wait_log("Worker ready")
+    # The worker's batch histograms start at zero; once Prometheus holds that zero, the
+    # batches below are an increase that rate() can see, however fast they are applied.
+    prom = pipeline.stack.prometheus()
+    zero = f'shop_worker_batch_records_count{{topic="{pipeline.topic}"}} == 0'
+    deadline = time.monotonic() + 30
+    while not prom.query(zero):
+        assert time.monotonic() < deadline, "Prometheus never scraped the worker"
+        time.sleep(0.2)
     produced: dict[str, dict[int, int]] = {}
     for kind, messages in traffic.messages.items():
         produced[kind] = pipeline.produce(messages, kind=kind).last_offsets
@@ -110,7 +120,6 @@ def test_every_panel_query_returns_data(
     pipeline.wait_all_applied(produced)
     time.sleep(5)  # a few more scrapes of the exporter and the worker (1 s interval)
 
-    prom = pipeline.stack.prometheus()
     failures: list[str] = []
     count = 0
     for uid in DASHBOARDS:
