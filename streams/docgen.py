@@ -206,6 +206,8 @@ the period so far with the complete previous period.
 | `shop_events_consumed_total` | topic | events taken from Kafka and applied (valid and rejected) |
 | `shop_events_rejected_total` | topic, reason | events refused, per reason (see docs/events.md) |
 | `shop_late_events_total` | topic | accepted events more than `KPI_LATE_AFTER_SECONDS` behind the partition's watermark |
+| `shop_too_late_events_total` | topic | events more than `KPI_ALLOWED_LATENESS_SECONDS` behind the partition's watermark: counted in every retained bucket, but in no visit or conversation |
+| `shop_retractions_total` | topic | visits and conversations whose figures, already emitted, a late event corrected (withdrawn and emitted again) |
 | `shop_watermark_timestamp_seconds` | topic, partition | newest event time applied on the partition |
 | `shop_watermark_delay_seconds` | topic, partition | scrape time − watermark |
 | `shop_applied_offset` | topic, partition | last Kafka offset applied to Redis; read first, so every figure of the same scrape includes at least these offsets |

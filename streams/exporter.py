@@ -58,6 +58,8 @@ from streams.keys import (
     OPS_LAST_APPLY_MS,
     OPS_LATE,
     OPS_REJECTED_PREFIX,
+    OPS_RETRACTIONS,
+    OPS_TOO_LATE,
     REPEAT_LIFETIME_TALLY,
     REPEAT_MAX,
     KeyLayout,
@@ -615,6 +617,8 @@ class _Ops:
     def __init__(self) -> None:
         self.consumed: Counter[str] = Counter()
         self.late: Counter[str] = Counter()
+        self.too_late: Counter[str] = Counter()
+        self.retractions: Counter[str] = Counter()
         self.rejected: Counter[tuple[str, str]] = Counter()
         self.watermarks: dict[Shard, float] = {}
         self.offsets: dict[Shard, int] = {}
@@ -634,6 +638,10 @@ class _Ops:
                 self.consumed[shard.topic] += value
             elif name == OPS_LATE:
                 self.late[shard.topic] += value
+            elif name == OPS_TOO_LATE:
+                self.too_late[shard.topic] += value
+            elif name == OPS_RETRACTIONS:
+                self.retractions[shard.topic] += value
             elif name == OPS_LAST_APPLY_MS:
                 self.last_apply[shard] = value / 1000
             elif name.startswith(OPS_REJECTED_PREFIX):
@@ -658,6 +666,20 @@ class _Ops:
         )
         for topic in sorted(set(self.consumed) | set(self.late)):
             late.add_metric([topic], self.late.get(topic, 0))
+        too_late = CounterMetricFamily(
+            "shop_too_late_events",
+            "Events more than the allowed lateness behind the watermark: counted, but in no"
+            " visit or conversation.",
+            labels=["topic"],
+        )
+        retractions = CounterMetricFamily(
+            "shop_retractions",
+            "Visits and conversations whose emitted figures a late event corrected.",
+            labels=["topic"],
+        )
+        for topic in sorted(set(self.consumed) | set(self.too_late) | set(self.retractions)):
+            too_late.add_metric([topic], self.too_late.get(topic, 0))
+            retractions.add_metric([topic], self.retractions.get(topic, 0))
         rejected = CounterMetricFamily(
             "shop_events_rejected", "Events refused, per reason.", labels=["topic", "reason"]
         )
@@ -666,6 +688,8 @@ class _Ops:
         return [
             consumed,
             late,
+            too_late,
+            retractions,
             rejected,
             per_partition(
                 "shop_watermark_timestamp_seconds",

@@ -7,13 +7,15 @@ epoch seconds)::
     P:shards                     set     every shard that has applied a batch
     P:{S}:applied                string  last Kafka offset applied for the shard
     P:{S}:watermark              string  newest event time (epoch ms) seen on the shard
-    P:{S}:ops                    hash    consumed, late, rejected:<reason>, last_apply_ms
+    P:{S}:ops                    hash    consumed, late, too_late, retractions, rejected:<reason>,
+                                         last_apply_ms
     P:{S}:b:<g>:<t>              hash    counters of the bucket: ``name`` or ``name|dim=value``
     P:{S}:u:<g>:<t>:<name>       HLL     distinct members (``name|dim=value``, ``_all`` overall)
     P:{S}:r:<g>:<t>:<name>       zset    rankings (pages, products, ...), trimmed to a cap
     P:{S}:bp:<g>:<t>             hash    buyer -> paid orders in the bucket (repeat purchase)
     P:{S}:t:<name>               hash    running tallies: buyer_paid, repeat_lifetime, agent_open
-    P:{S}:s:<table>              hash    state: session, conversation, complaint
+    P:{S}:s:<table>              hash    state: visit (a visitor's views), chat (a conversation's
+                                         messages), complaint (opened,resolved ms)
     P:{S}:z:<name>               zset    live sets: waiting (conversation -> waiting since, ms)
     P:{S}:seen:<minute>          set     event ids accepted with event time in that minute
                                          (duplicate detection; expire after the horizon)
@@ -111,6 +113,8 @@ class KeyLayout:
 
 OPS_CONSUMED = "consumed"
 OPS_LATE = "late"
+OPS_TOO_LATE = "too_late"
+OPS_RETRACTIONS = "retractions"
 OPS_LAST_APPLY_MS = "last_apply_ms"
 OPS_REJECTED_PREFIX = "rejected:"
 BUYER_PAID_TALLY = "buyer_paid"

@@ -69,6 +69,7 @@ def aggregator(settings: Settings) -> KpiAggregator:
             late_after_ms=settings.late_after_seconds * 1000,
             session_timeout_ms=settings.visit_timeout_minutes * 60_000,
             conversation_timeout_ms=settings.conversation_timeout_hours * 3_600_000,
+            allowed_lateness_ms=settings.allowed_lateness_seconds * 1000,
             sla_ms=settings.sla_seconds * 1000,
         ),
     )

@@ -67,6 +67,7 @@ class Settings:
     max_event_bytes: int = 1_048_576
     max_future_skew_seconds: int = 300
     late_after_seconds: int = 60
+    allowed_lateness_seconds: int = 3 * 3_600
     dedupe_minutes: int = 10
     visit_timeout_minutes: int = 30
     conversation_timeout_hours: int = 24
@@ -112,6 +113,7 @@ class Settings:
             "exporter_port",
             "visit_timeout_minutes",
             "conversation_timeout_hours",
+            "allowed_lateness_seconds",
             "top_n",
         ):
             if getattr(self, name) <= 0:

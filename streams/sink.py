@@ -28,6 +28,8 @@ from streams.keys import (
     OPS_CONSUMED,
     OPS_LATE,
     OPS_REJECTED_PREFIX,
+    OPS_RETRACTIONS,
+    OPS_TOO_LATE,
     REPEAT_FIELD,
     REPEAT_LIFETIME_TALLY,
     REPEAT_MAX,
@@ -343,6 +345,10 @@ class RedisSink:
         script.op("C", layout.ops(shard), OPS_CONSUMED, delta.consumed)
         if delta.late:
             script.op("C", layout.ops(shard), OPS_LATE, delta.late)
+        if delta.too_late:
+            script.op("C", layout.ops(shard), OPS_TOO_LATE, delta.too_late)
+        if delta.retractions:
+            script.op("C", layout.ops(shard), OPS_RETRACTIONS, delta.retractions)
         for reason, n in delta.rejected.items():
             script.op("C", layout.ops(shard), OPS_REJECTED_PREFIX + reason.value, n)
         return script.keys, script.args

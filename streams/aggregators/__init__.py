@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from streams.aggregators import chat, marketing, orders, traffic
+from streams.aggregators import chat, marketing, orders, traffic, visits
 from streams.aggregators.context import AggregatorConfig, BatchContext
 from streams.aggregators.delta import ANY, BatchDelta, field, parse_field
-from streams.aggregators.memory import CONVERSATION_TABLE, SESSION_TABLE, ShardMemory
+from streams.aggregators.memory import ShardMemory
 from streams.events import Event, Rejection
 from streams.timebuckets import Bucket, BucketClock
 
@@ -49,12 +49,14 @@ class KpiAggregator:
         """Fold ``events`` (in offset order) onto a new delta, updating ``memory``.
 
         An event more than ``late_after_ms`` behind the shard's watermark still
-        counts in every retained bucket, and is counted as late. Buckets whose
+        counts in every retained bucket, and is counted as late; one more than the
+        allowed lateness behind joins no visit or conversation (``too_late``). Buckets whose
         retention ended before ``now_ms`` are skipped. ``memory`` is changed in
         place: a caller whose apply is refused must reload it.
         """
         ctx = BatchContext(self.clock, self.config, BatchDelta(), memory, now_ms // 1000)
         delta = ctx.delta
+        wm_before = memory.watermark_ms
         for event in events:
             delta.consumed += 1
             if isinstance(event, Rejection):
@@ -67,16 +69,10 @@ class KpiAggregator:
             if wm is None or event.event_ms > wm:
                 memory.watermark_ms = event.event_ms
         if memory.watermark_ms is not None:
-            traffic.close_idle_sessions(ctx, memory.watermark_ms)
-            chat.close_idle_conversations(ctx, memory.watermark_ms)
-        for visitor in ctx.touched_sessions:
-            session = memory.sessions.get(visitor)
-            if session is not None:
-                delta.put_state(SESSION_TABLE, visitor, session.encode())
-        for key in ctx.touched_conversations:
-            conversation = memory.conversations.get(key)
-            if conversation is not None:
-                delta.put_state(CONVERSATION_TABLE, key, conversation.encode())
+            # Visits and conversations: their figures change with the batch's events and
+            # with the watermark, at the end of the batch, the same whatever its size.
+            visits.settle_visits(ctx, wm_before, memory.watermark_ms)
+            chat.settle_conversations(ctx, wm_before, memory.watermark_ms)
         delta.watermark_ms = memory.watermark_ms
         return delta
 

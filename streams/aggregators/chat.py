@@ -1,23 +1,41 @@
-"""Customer-service KPIs from conversations, in event time.
+"""Customer-service KPIs from conversations, in event time, with allowed lateness.
 
-A customer message starts a wait (unless one is running); the next human
-agent message ends it and yields a response time, and the first one in the
-conversation also the first response time (from the first customer message).
-Bot messages end nothing. Who is waiting, and since when, is kept in a sorted
-set so the exporter can show the live count and the longest wait; each
-agent's open conversations are tallied for concurrency.
+A conversation's messages are kept in event-time order, like a visitor's views
+(:mod:`streams.aggregators.visits`), and every figure is read off that order
+(:func:`conversation_figures`): a customer message starts a wait (unless one is
+running); the next human agent message ends it and yields a response time, and the
+first one in the conversation also the first response time (from the first customer
+message). Bot messages end nothing. A message more than the conversation timeout
+after the previous one starts a new conversation. A late message within the allowed
+lateness joins the conversation its time puts it in and the figures emitted before
+are corrected. Who is waiting, and since when, is kept in a sorted set so the
+exporter can show the live count and the longest wait; each agent's open
+conversations are tallied for concurrency.
 """
 
 from __future__ import annotations
 
+import heapq
+from bisect import insort
+from dataclasses import dataclass
+
+from streams.aggregators import visits
 from streams.aggregators.context import BatchContext
+from streams.aggregators.figures import Figures, emit_difference
 from streams.aggregators.memory import (
+    AGENT,
     AGENT_OPEN_TALLY,
+    BOT,
+    CLOSE,
     COMPLAINT_TABLE,
     CONVERSATION_TABLE,
+    CUSTOMER,
     WAITING_ZSET,
-    Conversation,
+    Complaint,
+    Message,
+    encode_messages,
 )
+from streams.aggregators.visits import NEVER
 from streams.events import Event
 from streams.timebuckets import Bucket
 
@@ -33,119 +51,237 @@ def bin_label(duration_ms: int) -> str:
     return "+Inf"
 
 
-def _conversation(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> Conversation:
+def _add(ctx: BatchContext, event: Event, kind: int, agent: str = "") -> None:
+    """Place a message (or a close) in its conversation, unless it is too late to."""
+    memory = ctx.memory
+    wm = memory.watermark_ms
+    if wm is not None and event.event_ms < wm - ctx.config.allowed_lateness_ms:
+        ctx.delta.too_late += 1
+        return
     key = event.text("conversation_id")
-    conversation = ctx.memory.conversations.get(key)
-    if conversation is None:
-        conversation = Conversation(event.event_ms, event.event_ms)
-        ctx.memory.conversations[key] = conversation
-        ctx.delta.count(buckets, "cs_conversations")
-    conversation.last_ms = max(conversation.last_ms, event.event_ms)
-    return conversation
-
-
-def _save(ctx: BatchContext, event: Event, conversation: Conversation) -> None:
-    ctx.touched_conversations.add(event.text("conversation_id"))
+    messages = memory.conversations.get(key)
+    if messages is None:
+        messages = memory.conversations[key] = []
+    if key not in ctx.conversations_before:
+        ctx.conversations_before[key] = list(messages)
+    message = Message(event.event_ms, kind, agent)
+    if not messages or messages[-1] <= message:
+        messages.append(message)
+    else:
+        insort(messages, message)
 
 
 def customer_message(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
-    """Start waiting, if the customer is not already waiting."""
-    conversation = _conversation(ctx, event, buckets)
+    """A customer's message: it starts a wait unless one is running."""
     ctx.delta.count(buckets, "cs_customer_messages")
-    if conversation.first_customer_ms is None:
-        conversation.first_customer_ms = event.event_ms
-    if conversation.waiting_since_ms is None:
-        conversation.waiting_since_ms = event.event_ms
-        ctx.delta.put_zset(WAITING_ZSET, event.text("conversation_id"), event.event_ms)
-    _save(ctx, event, conversation)
+    _add(ctx, event, CUSTOMER)
 
 
 def agent_message(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
-    """End the wait: response time, first response time, SLA; agent assignment."""
-    delta = ctx.delta
-    conversation = _conversation(ctx, event, buckets)
-    agent = event.text("agent_id")
-    if conversation.agent != agent:
-        if conversation.agent:
-            delta.tallies[(AGENT_OPEN_TALLY, conversation.agent)] -= 1
-        delta.tallies[(AGENT_OPEN_TALLY, agent)] += 1
-        conversation.agent = agent
-    if conversation.waiting_since_ms is not None:
-        waited = max(0, event.event_ms - conversation.waiting_since_ms)
-        _record_response(ctx, buckets, "cs_response", waited)
-        conversation.waiting_since_ms = None
-        delta.delete_zset(WAITING_ZSET, event.text("conversation_id"))
-    if not conversation.responded and conversation.first_customer_ms is not None:
-        first = max(0, event.event_ms - conversation.first_customer_ms)
-        _record_response(ctx, buckets, "cs_first_response", first)
-        conversation.responded = True
-    _save(ctx, event, conversation)
-
-
-def _record_response(
-    ctx: BatchContext, buckets: tuple[Bucket, ...], name: str, duration_ms: int
-) -> None:
-    """Count, sum, histogram bin and SLA hit of one (first) response time."""
-    ctx.delta.count(buckets, f"{name}s")
-    ctx.delta.count(buckets, f"{name}_ms", duration_ms)
-    ctx.delta.count(buckets, f"{name}_bin", le=bin_label(duration_ms))
-    if duration_ms <= ctx.config.sla_ms:
-        ctx.delta.count(buckets, f"{name}s_within_sla")
+    """A human agent's message: it ends the wait and takes the conversation."""
+    _add(ctx, event, AGENT, event.text("agent_id"))
 
 
 def bot_message(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
     """Bot replies keep the conversation alive but answer nothing."""
-    conversation = _conversation(ctx, event, buckets)
     ctx.delta.count(buckets, "cs_bot_messages")
-    _save(ctx, event, conversation)
+    _add(ctx, event, BOT)
 
 
 def conversation_closed(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
-    """The conversation ends: release the agent and stop any wait."""
-    key = event.text("conversation_id")
-    conversation = ctx.memory.conversations.get(key)
-    if conversation is not None:
-        _close(ctx, key, conversation)
-        ctx.delta.count(buckets, "cs_conversations_closed")
+    """The conversation ends: it releases its agent and stops any wait."""
+    _add(ctx, event, CLOSE)
 
 
-def _close(ctx: BatchContext, key: str, conversation: Conversation) -> None:
-    if conversation.agent:
-        ctx.delta.tallies[(AGENT_OPEN_TALLY, conversation.agent)] -= 1
-    if conversation.waiting_since_ms is not None:
-        ctx.delta.delete_zset(WAITING_ZSET, key)
-    del ctx.memory.conversations[key]
-    ctx.delta.delete_state(CONVERSATION_TABLE, key)
+@dataclass(slots=True)
+class Conversations:
+    """What a conversation's messages yield at a watermark."""
+
+    figures: Figures
+    waiting_since_ms: int | None
+    """Start of the running wait of the conversation still open, if any."""
+    agent: str
+    """Agent holding the conversation still open ("" if none)."""
+    segments: list[tuple[int, int]]
+    """(end index, end time) of each conversation in order, a stray close its own:
+    the time after which nothing later can change it (close time, or last message
+    plus the timeout)."""
 
 
-def close_idle_conversations(ctx: BatchContext, watermark_ms: int) -> None:
-    """Forget conversations silent for longer than the conversation timeout."""
-    limit = watermark_ms - ctx.config.conversation_timeout_ms
-    conversations = ctx.memory.conversations
-    for key in [k for k, c in conversations.items() if c.last_ms < limit]:
-        _close(ctx, key, conversations[key])
+def conversation_figures(
+    ctx: BatchContext, messages: list[Message], watermark_ms: int | None
+) -> Conversations:
+    """Everything the conversations of ``messages`` (in time order) contribute.
+
+    A conversation starts at a message when none is open or the previous message is
+    more than the conversation timeout before it; a close ends the open one (a close
+    with none open ends nothing). In each: a customer message starts a wait unless
+    one runs; the next agent message ends it (a response, in the agent message's
+    buckets) and takes the conversation; the first agent message after the first
+    customer message is the first response. Bots end nothing.
+    """
+    figures = Figures()
+    timeout = ctx.config.conversation_timeout_ms
+    retained = ctx.retained
+    segments: list[tuple[int, int]] = []
+    is_open = False
+    last_ms = first_customer = waiting = 0
+    has_first = has_wait = responded = False
+    agent = ""
+    for index, message in enumerate(messages):
+        ms, kind = message.ms, message.kind
+        if is_open and ms - last_ms > timeout:
+            segments.append((index, last_ms + timeout))
+            is_open = False
+        if kind == CLOSE:
+            if is_open:
+                figures.count(retained(ms), "cs_conversations_closed")
+            segments.append((index + 1, ms))
+            is_open = False
+            continue
+        if not is_open:
+            is_open = True
+            figures.count(retained(ms), "cs_conversations")
+            has_first = has_wait = responded = False
+            agent = ""
+        last_ms = ms
+        if kind == CUSTOMER:
+            if not has_first:
+                has_first, first_customer = True, ms
+            if not has_wait:
+                has_wait, waiting = True, ms
+        elif kind == AGENT:
+            agent = message.agent
+            buckets = retained(ms)
+            if has_wait:
+                _record_response(ctx, figures, buckets, "cs_response", ms - waiting)
+                has_wait = False
+            if has_first and not responded:
+                _record_response(ctx, figures, buckets, "cs_first_response", ms - first_customer)
+                responded = True
+    if is_open:
+        segments.append((len(messages), last_ms + timeout))
+        wm = -NEVER if watermark_ms is None else watermark_ms
+        if wm - last_ms <= timeout:
+            return Conversations(figures, waiting if has_wait else None, agent, segments)
+    return Conversations(figures, None, "", segments)
+
+
+def _record_response(
+    ctx: BatchContext, figures: Figures, buckets: tuple[Bucket, ...], name: str, duration_ms: int
+) -> None:
+    """Count, sum, histogram bin and SLA hit of one (first) response time."""
+    figures.count(buckets, f"{name}s")
+    figures.count(buckets, f"{name}_ms", duration_ms)
+    figures.count(buckets, f"{name}_bin", le=bin_label(duration_ms))
+    if duration_ms <= ctx.config.sla_ms:
+        figures.count(buckets, f"{name}s_within_sla")
+
+
+def settle_conversations(ctx: BatchContext, wm_before: int | None, wm_after: int) -> None:
+    """Settle the conversations this batch or the watermark changed.
+
+    Emits the change in the figures, the wait and the agent of every conversation whose
+    messages changed in this batch or that the watermark timed out; forgets the
+    conversations no late message can reach, and resolutions whose opening is too late.
+    """
+    memory = ctx.memory
+    due = memory.conversations_due
+    keys = set(ctx.conversations_before)
+    while due and due[0][0] < wm_after:
+        keys.add(heapq.heappop(due)[1])
+    horizon = visits.forget_before(ctx, wm_after)
+    delta = ctx.delta
+    for key in sorted(keys):
+        if key.startswith(COMPLAINT_DUE):
+            complaint = key.removeprefix(COMPLAINT_DUE)
+            pending = memory.complaints.get(complaint)
+            if pending is not None and pending.opened_ms is None:
+                del memory.complaints[complaint]
+                delta.delete_state(COMPLAINT_TABLE, complaint)
+            continue
+        messages = memory.conversations.get(key)
+        if messages is None:
+            continue
+        before_messages = ctx.conversations_before.get(key, messages)
+        before = conversation_figures(ctx, before_messages, wm_before)
+        after = conversation_figures(ctx, messages, wm_after)
+        if emit_difference(delta, before.figures, after.figures):
+            delta.retractions += 1
+        if after.waiting_since_ms != before.waiting_since_ms:
+            if after.waiting_since_ms is None:
+                delta.delete_zset(WAITING_ZSET, key)
+            else:
+                delta.put_zset(WAITING_ZSET, key, after.waiting_since_ms)
+        if after.agent != before.agent:
+            if before.agent:
+                delta.tallies[(AGENT_OPEN_TALLY, before.agent)] -= 1
+            if after.agent:
+                delta.tallies[(AGENT_OPEN_TALLY, after.agent)] += 1
+        keep = 0
+        for end_index, end_ms in after.segments:
+            if end_ms >= horizon:
+                break
+            keep = end_index
+        if keep:
+            del messages[:keep]
+        if not messages:
+            del memory.conversations[key]
+            delta.delete_state(CONVERSATION_TABLE, key)
+            continue
+        if keep or key in ctx.conversations_before:
+            delta.put_state(CONVERSATION_TABLE, key, encode_messages(messages))
+        first_end = next((t for i, t in after.segments if i > keep), NEVER)
+        due_at = first_end + ctx.config.allowed_lateness_ms
+        if after.waiting_since_ms is not None or after.agent:  # until the timeout ends them
+            due_at = min(due_at, messages[-1].ms + ctx.config.conversation_timeout_ms)
+        heapq.heappush(due, (due_at, key))
+
+
+COMPLAINT_DUE = "\x00complaint:"
+"""Key prefix, in the conversations' due heap, of a resolution waiting for its opening."""
 
 
 def complaint_opened(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
-    """A complaint starts its handling clock."""
+    """A complaint starts its handling clock (its resolution may have come first)."""
     complaint = event.text("complaint_id")
     ctx.delta.count(buckets, "complaints_opened")
-    ctx.memory.complaints[complaint] = event.event_ms
-    ctx.delta.put_state(COMPLAINT_TABLE, complaint, str(event.event_ms))
+    state = ctx.memory.complaints.get(complaint)
+    if state is None:
+        state = ctx.memory.complaints[complaint] = Complaint()
+    if state.opened_ms is not None:
+        return
+    state.opened_ms = event.event_ms
+    if state.resolved_ms is None:
+        ctx.delta.put_state(COMPLAINT_TABLE, complaint, state.encode())
+    else:
+        _time_complaint(ctx, complaint, state.opened_ms, state.resolved_ms)
 
 
 def complaint_resolved(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
-    """Handling time (when the opening was seen) and satisfaction."""
+    """Resolution and satisfaction; the handling time once the opening is known."""
     delta = ctx.delta
     complaint = event.text("complaint_id")
     delta.count(buckets, "complaints_resolved")
     if event.flag("satisfied"):
         delta.count(buckets, "complaints_satisfied")
-    opened = ctx.memory.complaints.pop(complaint, None)
-    if opened is not None:
-        delta.count(buckets, "complaints_timed")
-        delta.count(buckets, "complaint_handling_ms", max(0, event.event_ms - opened))
-        delta.delete_state(COMPLAINT_TABLE, complaint)
+    state = ctx.memory.complaints.get(complaint)
+    if state is not None and state.opened_ms is not None:
+        _time_complaint(ctx, complaint, state.opened_ms, event.event_ms)
+    elif state is None:
+        ctx.memory.complaints[complaint] = Complaint(None, event.event_ms)
+        delta.put_state(COMPLAINT_TABLE, complaint, f",{event.event_ms}")
+        # Forgotten once an opening could only come too late.
+        due_at = event.event_ms + ctx.config.allowed_lateness_ms
+        heapq.heappush(ctx.memory.conversations_due, (due_at, COMPLAINT_DUE + complaint))
+
+
+def _time_complaint(ctx: BatchContext, complaint: str, opened_ms: int, resolved_ms: int) -> None:
+    buckets = ctx.retained(resolved_ms)
+    ctx.delta.count(buckets, "complaints_timed")
+    ctx.delta.count(buckets, "complaint_handling_ms", max(0, resolved_ms - opened_ms))
+    del ctx.memory.complaints[complaint]
+    ctx.delta.delete_state(COMPLAINT_TABLE, complaint)
 
 
 HANDLERS = {

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from streams.aggregators.delta import BatchDelta
-from streams.aggregators.memory import ShardMemory
+from streams.aggregators.memory import Message, ShardMemory, View
 from streams.timebuckets import Bucket, BucketClock, Granularity
 
 
@@ -18,6 +18,9 @@ class AggregatorConfig:
     late_after_ms: int = 60_000
     session_timeout_ms: int = 30 * 60_000
     conversation_timeout_ms: int = 24 * 3_600_000
+    allowed_lateness_ms: int = 3 * 3_600_000
+    """How far behind the watermark an event may be and still join (and correct) its visit
+    or conversation."""
     sla_ms: int = 30_000
 
 
@@ -31,9 +34,10 @@ class BatchContext:
     memory: ShardMemory
     now_s: int
     _retained: dict[int, tuple[Bucket, ...]] = field(default_factory=dict)
-    touched_sessions: set[str] = field(default_factory=set)
-    touched_conversations: set[str] = field(default_factory=set)
-    """Keys whose state changed; encoded once at the end of the batch."""
+    visits_before: dict[str, list[View]] = field(default_factory=dict)
+    conversations_before: dict[str, list[Message]] = field(default_factory=dict)
+    """The views or messages of each key this batch changed, as they were before it:
+    the figures they gave are withdrawn and the new ones emitted at the end of the batch."""
 
     def expires_at(self, bucket: Bucket) -> int:
         """Epoch second at which a bucket's data is dropped (end + retention)."""

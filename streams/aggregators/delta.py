@@ -82,6 +82,10 @@ class BatchDelta:
     """
     consumed: int = 0
     late: int = 0
+    too_late: int = 0
+    """Events too far behind the watermark to join a visit or conversation."""
+    retractions: int = 0
+    """Visits and conversations whose figures, emitted before, a late event changed."""
     watermark_ms: int | None = None
 
     @property

@@ -6,9 +6,11 @@ from streams.aggregators import ANY, AggregatorConfig, BatchDelta, KpiAggregator
 from streams.aggregators.memory import (
     AGENT_OPEN_TALLY,
     CONVERSATION_TABLE,
-    SESSION_TABLE,
+    VISIT_TABLE,
     WAITING_ZSET,
-    Session,
+    View,
+    decode_views,
+    encode_views,
 )
 from streams.events import Event, OrderLine, Rejection, RejectReason
 from streams.timebuckets import Bucket, BucketClock, Granularity
@@ -170,9 +172,12 @@ def test_sessions_bounce_exit_time_on_page_and_duration() -> None:
     assert c[(Bucket(Granularity.MINUTE, T0 // 1000 + 300), "exits")] == 1
     assert delta.ranked[(TODAY, "product_views")] == {"p1": 1}
     assert delta.distinct[(TODAY, "product_viewers|channel=search")] == {"a"}
-    assert set(memory.sessions) == {"flush"}
-    assert delta.state_put == {(SESSION_TABLE, "flush"): memory.sessions["flush"].encode()}
-    assert delta.state_del == {(SESSION_TABLE, v) for v in ("a", "b", "c")}
+    # Every visitor's views are kept while a view within the allowed lateness (3 h) could
+    # still join their visits.
+    assert set(memory.visits) == {"a", "b", "c", "flush"}
+    assert [v.page for v in memory.visits["c"]] == ["/c", "/c2"]
+    assert delta.state_put[(VISIT_TABLE, "flush")] == encode_views(memory.visits["flush"])
+    assert delta.state_del == set()
 
 
 def test_sessions_continue_across_batches_through_memory() -> None:
@@ -183,10 +188,26 @@ def test_sessions_continue_across_batches_through_memory() -> None:
     delta = agg.aggregate([view(T0 + 10 * MIN, "a", "/2")], memory, now)
     assert delta.counters[(TODAY, "time_on_page_ms")] == 10 * MIN
     assert (TODAY, "sessions") not in delta.counters
-    restored = ShardMemory.from_tables(
-        memory.watermark_ms, {SESSION_TABLE: {"a": memory.sessions["a"].encode()}}
-    )
-    assert restored.sessions["a"] == Session(T0, T0 + 10 * MIN, 2, "/2", "home", "search", "", "")
+    stored = delta.state_put[(VISIT_TABLE, "a")]
+    restored = ShardMemory.from_tables(memory.watermark_ms, {VISIT_TABLE: {"a": stored}})
+    assert restored.visits["a"] == [
+        View(T0, "/1", "home", "search", "", ""),
+        View(T0 + 10 * MIN, "/2", "home", "search", "", ""),
+    ]
+    assert decode_views(stored) == restored.visits["a"]
+
+
+def test_visits_are_forgotten_once_no_late_view_can_reach_them() -> None:
+    memory = ShardMemory()
+    agg = aggregator()
+    now = T0 + 6 * 3_600_000
+    agg.aggregate([view(T0, "a")], memory, now)
+    # 3 h 30 min + 1 ms later: a's visit ended at T0 + 30 min, and the allowed lateness
+    # (3 h) no longer reaches it.
+    delta = agg.aggregate([view(T0 + 210 * MIN + 1, "b")], memory, now)
+    assert set(memory.visits) == {"b"}
+    assert delta.state_del == {(VISIT_TABLE, "a")}
+    assert delta.counters[(TODAY, "bounces")] == 1  # a's visit closed in this batch
 
 
 def test_orders_gmv_buyers_and_repeat_purchase() -> None:
@@ -293,8 +314,9 @@ def test_conversations_response_times_waiting_and_agents() -> None:
     # c1 moved from ann to bob; c2 (ann) closed: ann 0, bob 1.
     assert +delta.tallies == {(AGENT_OPEN_TALLY, "bob"): 1}
     assert delta.tallies[(AGENT_OPEN_TALLY, "ann")] == 0
-    assert set(memory.conversations) == {"c1", "c3"}
-    assert (CONVERSATION_TABLE, "c2") in delta.state_del
+    # Closed or not, each conversation is kept while a late message could still change it.
+    assert set(memory.conversations) == {"c1", "c2", "c3"}
+    assert (CONVERSATION_TABLE, "c2") in delta.state_put
     assert memory.complaints == {}
 
 

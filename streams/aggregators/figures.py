@@ -1,0 +1,64 @@
+"""What one visit or conversation contributes to the KPIs, so it can be retracted.
+
+A visit's or a conversation's figures are a function of its events in event-time
+order and of the watermark (which closes it). When a late event changes that list,
+or the watermark closes it, the aggregator computes the figures before and after
+and emits only the difference: negative increments withdraw what was emitted
+before (Flink's accumulating-and-retracting panes; Kafka Streams' session-window
+updates). Counters and ranking scores add up, so the stored totals end equal to
+the figures of the final events, whatever their arrival order.
+"""
+
+from __future__ import annotations
+
+from streams.aggregators.delta import BatchDelta, Dims
+from streams.timebuckets import Bucket
+
+
+class Figures:
+    """Counter increments and ranking scores, keyed like :class:`BatchDelta`'s."""
+
+    __slots__ = ("counts", "ranks")
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[tuple[Bucket, ...], str, Dims], int] = {}
+        self.ranks: dict[tuple[tuple[Bucket, ...], str, str], int] = {}
+
+    def count(self, buckets: tuple[Bucket, ...], name: str, n: int = 1, **dims: str) -> None:
+        """Add ``n`` to the counter ``name`` (total and per dimension) in ``buckets``."""
+        if buckets:
+            key = (buckets, name, tuple(dims.items()))
+            self.counts[key] = self.counts.get(key, 0) + n
+
+    def rank(self, buckets: tuple[Bucket, ...], name: str, member: str, n: int = 1) -> None:
+        """Add ``n`` to ``member``'s score in the ranking ``name``."""
+        if member and buckets:
+            key = (buckets, name, member)
+            self.ranks[key] = self.ranks.get(key, 0) + n
+
+
+EMPTY = Figures()
+
+
+def emit_difference(delta: BatchDelta, before: Figures, after: Figures) -> bool:
+    """Add ``after - before`` to ``delta``.
+
+    Returns True when something emitted before is withdrawn (a retraction: some
+    increment is negative).
+    """
+    withdrawn = False
+    old_counts, new_counts = before.counts, after.counts
+    for key in old_counts.keys() | new_counts.keys():
+        change = new_counts.get(key, 0) - old_counts.get(key, 0)
+        if change:
+            buckets, name, dims = key
+            delta.count(buckets, name, change, **dict(dims))
+            withdrawn = withdrawn or change < 0
+    old_ranks, new_ranks = before.ranks, after.ranks
+    for ranked in old_ranks.keys() | new_ranks.keys():
+        change = new_ranks.get(ranked, 0) - old_ranks.get(ranked, 0)
+        if change:
+            buckets, name, member = ranked
+            delta.rank(buckets, name, member, change)
+            withdrawn = withdrawn or change < 0
+    return withdrawn

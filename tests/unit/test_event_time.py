@@ -1,0 +1,393 @@
+"""Visits and conversations depend on the events alone, not on arrival order or batches.
+
+Hand-computed answers for small out-of-order inputs, and a property test: the same
+events in any order within the allowed lateness, cut into any batches, with a
+restart anywhere, give every figure that one sorted batch gives.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.aggregators import AggregatorConfig, BatchDelta, KpiAggregator, ShardMemory
+from streams.aggregators.memory import AGENT_OPEN_TALLY, WAITING_ZSET
+from streams.events import Event, OrderLine, Rejection
+from streams.timebuckets import Bucket, BucketClock, Granularity
+
+DAY = 86_400
+H = 3_600_000
+MIN = 60_000
+S = 1000
+# 2026-11-11 00:00 in Shanghai (a pure test: no service judges this date).
+DAY_START_MS = 1_794_326_400_000
+TODAY = Bucket(Granularity.DAY, DAY_START_MS // 1000)
+YESTERDAY = Bucket(Granularity.DAY, DAY_START_MS // 1000 - DAY)
+RETENTION = {
+    Granularity.MINUTE: 40 * DAY,
+    Granularity.HOUR: 40 * DAY,
+    Granularity.DAY: 400 * DAY,
+    Granularity.WEEK: 400 * DAY,
+    Granularity.MONTH: 800 * DAY,
+}
+NOW_MS = DAY_START_MS + 3 * DAY * 1000
+
+
+def at(hours: float, minutes: float = 0, seconds: float = 0) -> int:
+    """Epoch ms of a time today (business time zone)."""
+    return DAY_START_MS + int(hours * H + minutes * MIN + seconds * S)
+
+
+def aggregator(**config: int) -> KpiAggregator:
+    return KpiAggregator(BucketClock("Asia/Shanghai"), AggregatorConfig(RETENTION, **config))
+
+
+_ids = iter(range(1 << 30))
+
+
+def event(kind: str, ms: int, **attrs: object) -> Event:
+    return Event(kind, f"e{next(_ids)}", ms, attrs)
+
+
+def view(ms: int, visitor: str, page: str = "/", page_type: str = "home") -> Event:
+    return event(
+        "page_view", ms, visitor_id=visitor, page=page, page_type=page_type, channel="search"
+    )
+
+
+def chat(kind: str, ms: int, conversation: str, agent: str = "") -> Event:
+    attrs: dict[str, object] = {"conversation_id": conversation}
+    if agent:
+        attrs["agent_id"] = agent
+    return event(kind, ms, **attrs)
+
+
+@dataclass
+class Store:
+    """What the applies of a run add up to: an in-memory reading of the deltas."""
+
+    counters: Counter[tuple[Bucket, str]] = field(default_factory=Counter)
+    distinct: defaultdict[tuple[Bucket, str], set[str]] = field(
+        default_factory=lambda: defaultdict(set)
+    )
+    ranked: Counter[tuple[Bucket, str, str]] = field(default_factory=Counter)
+    repeat: Counter[tuple[tuple[Bucket, ...], str]] = field(default_factory=Counter)
+    tables: defaultdict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    zsets: dict[tuple[str, str], int] = field(default_factory=dict)
+    tallies: Counter[tuple[str, str]] = field(default_factory=Counter)
+    watermark_ms: int | None = None
+    retractions: int = 0
+
+    def add(self, delta: BatchDelta) -> None:
+        self.counters.update(delta.counters)
+        for key, members in delta.distinct.items():
+            self.distinct[key] |= members
+        for (bucket, name), scores in delta.ranked.items():
+            for member, n in scores.items():
+                self.ranked[(bucket, name, member)] += n
+        self.repeat.update(delta.repeat_buyers)
+        for (table, key), value in delta.state_put.items():
+            self.tables[table][key] = value
+        for table, key in delta.state_del:
+            self.tables[table].pop(key, None)
+        self.zsets.update(delta.zset_put)
+        for key in delta.zset_del:
+            self.zsets.pop(key, None)
+        self.tallies.update(delta.tallies)
+        self.watermark_ms = delta.watermark_ms
+        self.retractions += delta.retractions
+
+    def figures(self) -> dict[str, object]:
+        """Every KPI input, with the zero entries that cancelled out dropped."""
+        return {
+            "counters": +self.counters,
+            "distinct": dict(self.distinct),
+            "ranked": +self.ranked,
+            "repeat": +self.repeat,
+            "waiting": dict(self.zsets),
+            "agents": +self.tallies,
+        }
+
+    def reload(self) -> ShardMemory:
+        """The memory a restarted worker would load."""
+        return ShardMemory.from_tables(self.watermark_ms, self.tables)
+
+
+def run(
+    agg: KpiAggregator,
+    batches: Sequence[Sequence[Event | Rejection]],
+    restart_after: int | None = None,
+) -> Store:
+    store = Store()
+    memory = ShardMemory()
+    for index, batch in enumerate(batches):
+        store.add(agg.aggregate(batch, memory, NOW_MS))
+        if restart_after == index:
+            memory = store.reload()
+    return store
+
+
+def one_by_one(events: Sequence[Event]) -> list[list[Event]]:
+    return [[e] for e in events]
+
+
+# --- the issue's small inputs, answers by hand -------------------------------------------
+
+
+def test_a_late_only_view_joins_a_visit_of_its_own() -> None:
+    # B views / at 03:00 and a product at 03:02; A's only view, stamped 01:00, arrives
+    # two hours behind; C views / at 03:40. A's and B's visits are closed; A bounced.
+    events = [
+        view(at(3), "B"),
+        view(at(3, 2), "B", "/p", "product"),
+        view(at(1), "A"),
+        view(at(3, 40), "C"),
+    ]
+    for batches in ([events], one_by_one(events)):
+        c = run(aggregator(), batches).counters
+        assert c[(TODAY, "sessions")] == 3
+        assert c[(TODAY, "sessions_closed")] == 2
+        assert c[(TODAY, "bounces")] == 1
+        assert c[(TODAY, "bounces")] / c[(TODAY, "sessions_closed")] == 0.5
+        assert c[(TODAY, "exits")] == 2
+        assert c[(TODAY, "session_duration_ms")] == 120 * S
+
+
+def test_a_late_view_extends_a_visit_already_closed_and_reported() -> None:
+    # A views / at 01:00, B at 01:31 (which closes A's one-view visit: a bounce is
+    # reported), then A's second view stamped 01:05 arrives, then C at 02:30.
+    # A's visit is 01:00-01:05 with two views: the bounce is withdrawn.
+    events = [
+        view(at(1), "A"),
+        view(at(1, 31), "B"),
+        view(at(1, 5), "A", "/2"),
+        view(at(2, 30), "C"),
+    ]
+    for batches in ([events], one_by_one(events)):
+        store = run(aggregator(), batches)
+        c = store.counters
+        assert c[(TODAY, "sessions")] == 3
+        assert c[(TODAY, "sessions_closed")] == 2
+        assert c[(TODAY, "bounces")] == 1  # B
+        assert c[(TODAY, "session_duration_ms")] == 300 * S
+        assert c[(TODAY, "session_views")] == 3
+        assert c[(TODAY, "time_on_page_ms")] == 300 * S
+    assert run(aggregator(), one_by_one(events)).retractions == 1
+
+
+def test_a_conversation_silent_for_longer_than_the_timeout_starts_anew() -> None:
+    # X: customer yesterday 01:00:00, bot 01:00:03, 25 h of silence (timeout 24 h),
+    # customer today 02:00:00, agent 02:00:09. Y: customer today 01:30:00, agent 01:30:20.
+    events = [
+        chat("customer_message", at(-23), "X"),
+        chat("bot_message", at(-23, 0, 3), "X"),
+        chat("customer_message", at(2), "X"),
+        chat("agent_message", at(2, 0, 9), "X", "ann"),
+        chat("customer_message", at(1, 30), "Y"),
+        chat("agent_message", at(1, 30, 20), "Y", "bob"),
+    ]
+    for batches in ([events], one_by_one(events), [events[:2], events[2:]]):
+        store = run(aggregator(), batches)
+        c = store.counters
+        assert c[(TODAY, "cs_conversations")] == 2
+        assert c[(YESTERDAY, "cs_conversations")] == 1
+        assert (c[(TODAY, "cs_responses")], c[(TODAY, "cs_response_ms")]) == (2, 29 * S)
+        assert (c[(TODAY, "cs_first_responses")], c[(TODAY, "cs_first_response_ms")]) == (
+            2,
+            29 * S,
+        )
+        assert store.zsets == {}  # nobody waiting
+
+
+def test_chat_out_of_order_answers_every_wait() -> None:
+    # X: customer 01:00:00, agent 01:00:20, the reply delivered first. Y: customer
+    # 01:10:00 and 01:10:10, agent 01:10:30, the 01:10:10 message delivered after the reply.
+    events = [
+        chat("agent_message", at(1, 0, 20), "X", "ann"),
+        chat("customer_message", at(1), "X"),
+        chat("customer_message", at(1, 10), "Y"),
+        chat("agent_message", at(1, 10, 30), "Y", "bob"),
+        chat("customer_message", at(1, 10, 10), "Y"),
+    ]
+    for batches in ([events], one_by_one(events)):
+        store = run(aggregator(), batches)
+        c = store.counters
+        assert (c[(TODAY, "cs_first_responses")], c[(TODAY, "cs_first_response_ms")]) == (
+            2,
+            50 * S,
+        )
+        assert (c[(TODAY, "cs_responses")], c[(TODAY, "cs_response_ms")]) == (2, 50 * S)
+        assert store.zsets == {}  # nobody waiting, so the longest wait is 0
+        assert +store.tallies == {(AGENT_OPEN_TALLY, "ann"): 1, (AGENT_OPEN_TALLY, "bob"): 1}
+
+
+def test_a_view_beyond_the_allowed_lateness_counts_but_joins_no_visit() -> None:
+    events = [view(at(5), "B"), view(at(1, 59), "A")]  # 3 h 1 min behind
+    store = run(aggregator(), [events])
+    assert store.counters[(TODAY, "pv")] == 2
+    assert store.counters[(TODAY, "sessions")] == 1
+    delta = aggregator().aggregate(events, ShardMemory(), NOW_MS)
+    assert delta.too_late == 1
+
+
+def test_a_complaint_resolved_before_its_opening_arrives_is_timed() -> None:
+    opened = event("complaint_opened", at(1), conversation_id="X", complaint_id="k")
+    resolved = event(
+        "complaint_resolved", at(1, 5), conversation_id="X", complaint_id="k", satisfied=True
+    )
+    for batches in ([[opened, resolved]], [[resolved], [opened]], [[resolved, opened]]):
+        c = run(aggregator(), batches).counters
+        assert (c[(TODAY, "complaints_timed")], c[(TODAY, "complaint_handling_ms")]) == (
+            1,
+            5 * MIN,
+        )
+
+
+# --- any order, any batches, a restart: the same figures ---------------------------------
+
+# Small timeouts and lateness so that generated traffic crosses them often.
+CONFIG = {
+    "session_timeout_ms": 5 * MIN,
+    "conversation_timeout_ms": 20 * MIN,
+    "allowed_lateness_ms": 60 * MIN,
+}
+PAGES = [("/", "home"), ("/p/1", "product"), ("/c", "category"), ("/cart", "cart")]
+CHANNELS = ["search", "ads", "direct"]
+
+
+@st.composite
+def traffic(draw: st.DrawFn) -> list[Event]:
+    """Visitors' views, conversations with bots and agents, orders and complaints, over up
+    to three hours after 22:00 (so across a midnight)."""
+    start = at(22)
+    span = draw(st.integers(10 * MIN, 3 * H))
+    times = st.integers(start, start + span)
+    out: list[Event] = []
+    for v in range(draw(st.integers(1, 6))):
+        visitor = f"v{v}"
+        channel = draw(st.sampled_from(CHANNELS))
+        for ms in draw(st.lists(times, min_size=1, max_size=8)):
+            page, page_type = draw(st.sampled_from(PAGES))
+            out.append(
+                event(
+                    "page_view",
+                    ms,
+                    visitor_id=visitor,
+                    page=page,
+                    page_type=page_type,
+                    channel=channel,
+                    campaign="double11" if channel == "ads" else "",
+                )
+            )
+        if draw(st.booleans()):
+            order = f"o{v}"
+            paid = draw(times)
+            line = OrderLine("p1", "shoes", "acme", 1, 9_900)
+            common = {"visitor_id": visitor, "order_id": order, "channel": channel}
+            out.append(event("order_created", paid - MIN, amount=9_900, **common))
+            out.append(event("order_paid", paid, amount=9_900, items=(line,), **common))
+    kinds = ["customer_message", "customer_message", "agent_message", "bot_message"]
+    for c in range(draw(st.integers(0, 4))):
+        conversation = f"c{c}"
+        for ms in draw(st.lists(times, min_size=1, max_size=8)):
+            kind = draw(st.sampled_from([*kinds, "conversation_closed"]))
+            agent = draw(st.sampled_from(["ann", "bob"])) if kind == "agent_message" else ""
+            out.append(chat(kind, ms, conversation, agent))
+        if draw(st.booleans()):
+            opened = draw(times)
+            complaint = {"conversation_id": conversation, "complaint_id": f"k{c}"}
+            out.append(event("complaint_opened", opened, **complaint))
+            resolved = opened + draw(st.integers(0, 30 * MIN))
+            out.append(event("complaint_resolved", resolved, satisfied=True, **complaint))
+    return out
+
+
+def delivered(events: list[Event], seed: int, max_delay_ms: int) -> list[Event]:
+    """Each event delayed by up to ``max_delay_ms``: an event arrives at most that far
+    behind any event delivered before it (so within a lateness of that much)."""
+    rng = random.Random(seed)
+    delayed = [(e.event_ms + rng.randint(0, max_delay_ms), rng.random(), e) for e in events]
+    return [e for _, _, e in sorted(delayed, key=lambda d: (d[0], d[1]))]
+
+
+def cut(events: list[Event], seed: int) -> list[list[Event]]:
+    rng = random.Random(seed)
+    batches: list[list[Event]] = []
+    i = 0
+    while i < len(events):
+        size = rng.choice([1, 1, 2, 3, 5, 8, 40])
+        batches.append(events[i : i + size])
+        i += size
+    return batches
+
+
+def in_time_order(events: list[Event]) -> list[list[Event]]:
+    return [sorted(events, key=lambda e: e.event_ms)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(traffic(), st.integers(0, 2**32), st.integers(0, 2**32), st.integers(0, 50))
+def test_any_order_any_batches_and_a_restart_give_the_same_figures(
+    events: list[Event], order_seed: int, cut_seed: int, restart: int
+) -> None:
+    agg = aggregator(**CONFIG)
+    reference = run(agg, in_time_order(events)).figures()
+    shuffled = delivered(events, order_seed, CONFIG["allowed_lateness_ms"])
+    batches = cut(shuffled, cut_seed)
+    got = run(agg, batches, restart_after=restart % len(batches)).figures()
+    assert got == reference
+
+
+def break_and_check(mutant: Callable[[], None], restore: Callable[[], None]) -> bool:
+    """Whether the property above finds a difference with ``mutant`` applied."""
+    mutant()
+    try:
+        test_any_order_any_batches_and_a_restart_give_the_same_figures()
+    except AssertionError:
+        return True
+    finally:
+        restore()
+    return False
+
+
+def test_the_property_fails_without_the_lateness_merge() -> None:
+    # Mutant: a late view opens a visit of its own instead of joining the one its time
+    # puts it in (views appended in arrival order, not placed by time).
+    from streams.aggregators import visits
+
+    original = visits.insort
+
+    def append(views: list[object], view: object) -> None:
+        views.append(view)
+
+    assert break_and_check(
+        lambda: setattr(visits, "insort", append), lambda: setattr(visits, "insort", original)
+    )
+
+
+def test_the_property_fails_when_what_ended_is_forgotten_at_the_batch_end() -> None:
+    # Mutant: a visit or conversation whose timeout has passed by the end of a batch is
+    # forgotten there (as when timeouts were applied at batch ends): a late event then
+    # starts a new one instead of joining it.
+    from streams.aggregators import visits
+
+    original = visits.forget_before
+
+    def at_batch_end(ctx: object, watermark_ms: int) -> int:
+        return watermark_ms
+
+    assert break_and_check(
+        lambda: setattr(visits, "forget_before", at_batch_end),
+        lambda: setattr(visits, "forget_before", original),
+    )
+
+
+def test_waiting_is_who_waits_at_the_end() -> None:
+    events = [chat("customer_message", at(1), "X"), chat("customer_message", at(1, 1), "Y")]
+    store = run(aggregator(), one_by_one(events))
+    assert store.zsets == {(WAITING_ZSET, "X"): at(1), (WAITING_ZSET, "Y"): at(1, 1)}
