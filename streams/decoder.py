@@ -89,6 +89,10 @@ def _time_ms(value: Any) -> int:
         raise _Fallback from None
 
 
+_NO_TYPE = " no type"
+"""Tag of a struct no valid message has, to keep a topic's decoder a tagged union."""
+
+
 class Decoder:
     """Decodes raw messages of any topic with the limits of one deployment."""
 
@@ -108,6 +112,10 @@ class Decoder:
                 if field.kind in (Kind.LABEL, Kind.MONEY, Kind.TIME, Kind.ITEMS)
             ]
         for topic, structs in by_topic.items():
+            if len(structs) < 2:
+                # A lone tagged struct does not require its tag (a message without
+                # ``type`` would pass); in a union, every member's tag is required.
+                structs.append(_struct(_NO_TYPE, {}))
             union: Any = functools.reduce(operator.or_, structs)  # a tagged union
             self._decoders[topic] = msgspec.json.Decoder(union)
 
@@ -140,6 +148,8 @@ class Decoder:
             try:
                 wire = self._decoders[topic].decode(raw)
                 type_name = wire.__struct_config__.tag
+                if type_name == _NO_TYPE:
+                    raise _Fallback
                 event_ms = _time_ms(wire.event_time)
                 if now_ms - limits.max_age_ms <= event_ms <= now_ms + limits.max_future_skew_ms:
                     attrs = dict(zip(self._names[type_name], astuple(wire), strict=False))

@@ -49,19 +49,33 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_kpi(command: str, settings: Settings, log: Path, **extra: str) -> subprocess.Popen[bytes]:
-    """Start ``kpi <command>`` for ``settings``; output goes to ``log``."""
+def start_kpi(
+    command: str, settings: Settings, log: Path, code: Path | None = None, **extra: str
+) -> subprocess.Popen[bytes]:
+    """Start ``kpi <command>`` for ``settings``; output goes to ``log``.
+
+    ``code``: a checkout (a git worktree of another commit, say) whose ``streams``
+    package runs instead of this one's.
+    """
+    env = service_env(settings, **extra)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "streams.cli", command],
-            env=service_env(settings, **extra),
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            cwd=code,
         )
 
 
 def start_workers(
-    settings: Settings, count: int, logs: Path, ports: list[int] | None = None
+    settings: Settings,
+    count: int,
+    logs: Path,
+    ports: list[int] | None = None,
+    code: Path | None = None,
 ) -> list[subprocess.Popen[bytes]]:
     """``count`` workers in one consumer group, each with its own metrics port and data folder."""
     ports = ports or [free_port() for _ in range(count)]
@@ -70,6 +84,7 @@ def start_workers(
             "worker",
             settings.replace(worker_metrics_port=ports[i]),
             logs / f"{settings.redis_prefix}-worker{i}.log",
+            code,
             KPI_FAUST_DATADIR=tempfile.mkdtemp(prefix="faust-", dir=logs),
         )
         for i in range(count)
@@ -139,6 +154,7 @@ def run_workers(
     logs: Path,
     name: str,
     timeout_s: float,
+    code: Path | None = None,
 ) -> WorkerRun:
     """Start ``count`` workers and time them from the first applied batch to the last.
 
@@ -146,7 +162,7 @@ def run_workers(
     applied by then are not counted, so the rate covers only timed events.
     """
     reader = ShardReader(client, settings)
-    processes = start_workers(settings, count, logs)
+    processes = start_workers(settings, count, logs, code=code)
     started = time.monotonic()
     first_at = 0.0
     first_applied = 0

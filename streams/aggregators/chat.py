@@ -15,7 +15,6 @@ conversations are tallied for concurrency.
 
 from __future__ import annotations
 
-import heapq
 from bisect import insort
 from dataclasses import dataclass
 
@@ -135,13 +134,13 @@ def conversation_figures(
             is_open = False
         if kind == CLOSE:
             if is_open:
-                figures.count(retained(ms), "cs_conversations_closed")
+                figures.count(retained(ms), "cs_conversations_closed", 1)
             segments.append((index + 1, ms))
             is_open = False
             continue
         if not is_open:
             is_open = True
-            figures.count(retained(ms), "cs_conversations")
+            figures.count(retained(ms), "cs_conversations", 1)
             has_first = has_wait = responded = False
             agent = ""
         last_ms = ms
@@ -171,11 +170,11 @@ def _record_response(
     ctx: BatchContext, figures: Figures, buckets: tuple[Bucket, ...], name: str, duration_ms: int
 ) -> None:
     """Count, sum, histogram bin and SLA hit of one (first) response time."""
-    figures.count(buckets, f"{name}s")
+    figures.count(buckets, f"{name}s", 1)
     figures.count(buckets, f"{name}_ms", duration_ms)
-    figures.count(buckets, f"{name}_bin", le=bin_label(duration_ms))
+    figures.count(buckets, f"{name}_bin", 1, (("le", bin_label(duration_ms)),))
     if duration_ms <= ctx.config.sla_ms:
-        figures.count(buckets, f"{name}s_within_sla")
+        figures.count(buckets, f"{name}s_within_sla", 1)
 
 
 def settle_conversations(ctx: BatchContext, wm_before: int | None, wm_after: int) -> None:
@@ -188,11 +187,10 @@ def settle_conversations(ctx: BatchContext, wm_before: int | None, wm_after: int
     memory = ctx.memory
     due = memory.conversations_due
     keys = set(ctx.conversations_before)
-    while due and due[0][0] < wm_after:
-        keys.add(heapq.heappop(due)[1])
+    keys.update(due.pop_due(wm_after))
     horizon = visits.forget_before(ctx, wm_after)
     delta = ctx.delta
-    for key in sorted(keys):
+    for key in keys:
         if key.startswith(COMPLAINT_DUE):
             complaint = key.removeprefix(COMPLAINT_DUE)
             pending = memory.complaints.get(complaint)
@@ -235,7 +233,7 @@ def settle_conversations(ctx: BatchContext, wm_before: int | None, wm_after: int
         due_at = first_end + ctx.config.allowed_lateness_ms
         if after.waiting_since_ms is not None or after.agent:  # until the timeout ends them
             due_at = min(due_at, messages[-1].ms + ctx.config.conversation_timeout_ms)
-        heapq.heappush(due, (due_at, key))
+        due.schedule(key, due_at)
 
 
 COMPLAINT_DUE = "\x00complaint:"
@@ -273,7 +271,7 @@ def complaint_resolved(ctx: BatchContext, event: Event, buckets: tuple[Bucket, .
         delta.put_state(COMPLAINT_TABLE, complaint, f",{event.event_ms}")
         # Forgotten once an opening could only come too late.
         due_at = event.event_ms + ctx.config.allowed_lateness_ms
-        heapq.heappush(ctx.memory.conversations_due, (due_at, COMPLAINT_DUE + complaint))
+        ctx.memory.conversations_due.schedule(COMPLAINT_DUE + complaint, due_at)
 
 
 def _time_complaint(ctx: BatchContext, complaint: str, opened_ms: int, resolved_ms: int) -> None:

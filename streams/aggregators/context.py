@@ -34,9 +34,12 @@ class BatchContext:
     memory: ShardMemory
     now_s: int
     _retained: dict[int, tuple[Bucket, ...]] = field(default_factory=dict)
+    visits_touched: dict[str, int] = field(default_factory=dict)
+    """Visitors this batch gave views to, and how many views each had before it."""
     visits_before: dict[str, list[View]] = field(default_factory=dict)
+    """The views before the batch of each visitor that got one out of order."""
     conversations_before: dict[str, list[Message]] = field(default_factory=dict)
-    """The views or messages of each key this batch changed, as they were before it:
+    """The messages of each conversation this batch changed, as they were before it:
     the figures they gave are withdrawn and the new ones emitted at the end of the batch."""
 
     def expires_at(self, bucket: Bucket) -> int:

@@ -159,6 +159,13 @@ class BatchDelta:
             counts = self._counts
             counts[key] = counts.get(key, 0) + n
 
+    def count_dims(self, buckets: tuple[Bucket, ...], name: str, n: int, dims: Dims) -> None:
+        """:meth:`count` with the dimensions as (name, value) pairs."""
+        if buckets:
+            key = (buckets, name, dims)
+            counts = self._counts
+            counts[key] = counts.get(key, 0) + n
+
     def add_distinct(
         self, buckets: tuple[Bucket, ...], name: str, member: str, **dims: str
     ) -> None:

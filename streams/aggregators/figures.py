@@ -24,11 +24,15 @@ class Figures:
         self.counts: dict[tuple[tuple[Bucket, ...], str, Dims], int] = {}
         self.ranks: dict[tuple[tuple[Bucket, ...], str, str], int] = {}
 
-    def count(self, buckets: tuple[Bucket, ...], name: str, n: int = 1, **dims: str) -> None:
-        """Add ``n`` to the counter ``name`` (total and per dimension) in ``buckets``."""
+    def count(self, buckets: tuple[Bucket, ...], name: str, n: int, dims: Dims = ()) -> None:
+        """Add ``n`` to the counter ``name`` in ``buckets``, in total and per dimension.
+
+        ``dims``: (dimension, value) pairs, in the order :meth:`BatchDelta.count` keeps.
+        """
         if buckets:
-            key = (buckets, name, tuple(dims.items()))
-            self.counts[key] = self.counts.get(key, 0) + n
+            key = (buckets, name, dims)
+            counts = self.counts
+            counts[key] = counts.get(key, 0) + n
 
     def rank(self, buckets: tuple[Bucket, ...], name: str, member: str, n: int = 1) -> None:
         """Add ``n`` to ``member``'s score in the ranking ``name``."""
@@ -48,17 +52,17 @@ def emit_difference(delta: BatchDelta, before: Figures, after: Figures) -> bool:
     """
     withdrawn = False
     old_counts, new_counts = before.counts, after.counts
-    for key in old_counts.keys() | new_counts.keys():
-        change = new_counts.get(key, 0) - old_counts.get(key, 0)
+    changes = [(key, n - old_counts.get(key, 0)) for key, n in new_counts.items()]
+    changes += [(key, -n) for key, n in old_counts.items() if key not in new_counts]
+    for (buckets, name, dims), change in changes:
         if change:
-            buckets, name, dims = key
-            delta.count(buckets, name, change, **dict(dims))
+            delta.count_dims(buckets, name, change, dims)
             withdrawn = withdrawn or change < 0
     old_ranks, new_ranks = before.ranks, after.ranks
-    for ranked in old_ranks.keys() | new_ranks.keys():
-        change = new_ranks.get(ranked, 0) - old_ranks.get(ranked, 0)
+    ranked = [(key, n - old_ranks.get(key, 0)) for key, n in new_ranks.items()]
+    ranked += [(key, -n) for key, n in old_ranks.items() if key not in new_ranks]
+    for (buckets, name, member), change in ranked:
         if change:
-            buckets, name, member = ranked
             delta.rank(buckets, name, member, change)
             withdrawn = withdrawn or change < 0
     return withdrawn

@@ -11,11 +11,11 @@ reloads exactly what was applied.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
-import orjson
+import msgspec
 
 VISIT_TABLE = "visit"
 """A visitor's page views still open to late events, in event-time order (replaces the
@@ -32,8 +32,8 @@ CUSTOMER, BOT, AGENT, CLOSE = 0, 1, 2, 3
 before the reply and a close comes last."""
 
 
-class View(NamedTuple):
-    """One page view of a visitor, as a visit needs it."""
+class View(msgspec.Struct, array_like=True, frozen=True, order=True):
+    """One page view of a visitor, as a visit needs it (ordered by time, then fields)."""
 
     ms: int
     page: str
@@ -43,7 +43,7 @@ class View(NamedTuple):
     campaign: str
 
 
-class Message(NamedTuple):
+class Message(msgspec.Struct, array_like=True, frozen=True, order=True):
     """One event of a conversation: a message (customer, bot, agent) or its close."""
 
     ms: int
@@ -51,24 +51,29 @@ class Message(NamedTuple):
     agent: str = ""
 
 
+_ENCODER = msgspec.json.Encoder()
+_VIEWS = msgspec.json.Decoder(list[View])
+_MESSAGES = msgspec.json.Decoder(list[Message])
+
+
 def encode_views(views: list[View]) -> str:
     """Compact text for the visit table (a JSON array of arrays)."""
-    return orjson.dumps([tuple(v) for v in views]).decode()
+    return _ENCODER.encode(views).decode()
 
 
 def decode_views(text: str | bytes) -> list[View]:
     """Inverse of :func:`encode_views`."""
-    return [View(*v) for v in orjson.loads(text)]
+    return _VIEWS.decode(text)
 
 
 def encode_messages(messages: list[Message]) -> str:
     """Compact text for the conversation table (a JSON array of arrays)."""
-    return orjson.dumps([tuple(m) for m in messages]).decode()
+    return _ENCODER.encode(messages).decode()
 
 
 def decode_messages(text: str | bytes) -> list[Message]:
     """Inverse of :func:`encode_messages`."""
-    return [Message(*m) for m in orjson.loads(text)]
+    return _MESSAGES.decode(text)
 
 
 @dataclass(slots=True)
@@ -94,6 +99,45 @@ class Complaint:
         return cls(int(opened) if opened else None, int(resolved) if resolved else None)
 
 
+class DueKeys:
+    """Keys due at a watermark: a min-heap with at most one live entry per key.
+
+    Due means a visit closes, a conversation times out, or either may be forgotten. A
+    key is scheduled again only for an earlier time than the one it has: a visitor's
+    views, arriving in order, keep moving its closing time later, and one entry per
+    key bounds the heap by the keys in memory (an entry per batch would grow with the
+    event rate times the timeout). A key that comes due too early is settled (an empty
+    change) and scheduled for its real time.
+    """
+
+    __slots__ = ("_heap", "_scheduled")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, str]] = []
+        self._scheduled: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._scheduled)
+
+    def schedule(self, key: str, due_ms: int) -> None:
+        """Make ``key`` due once the watermark passes ``due_ms`` (unless due earlier)."""
+        scheduled = self._scheduled.get(key)
+        if scheduled is None or due_ms < scheduled:
+            self._scheduled[key] = due_ms
+            heapq.heappush(self._heap, (due_ms, key))
+
+    def pop_due(self, watermark_ms: int) -> list[str]:
+        """The keys due before ``watermark_ms``, now unscheduled."""
+        heap, scheduled = self._heap, self._scheduled
+        out: list[str] = []
+        while heap and heap[0][0] < watermark_ms:
+            due_ms, key = heapq.heappop(heap)
+            if scheduled.get(key) == due_ms:
+                del scheduled[key]
+                out.append(key)
+        return out
+
+
 @dataclass
 class ShardMemory:
     """Everything a shard's aggregation carries from one batch to the next."""
@@ -102,10 +146,11 @@ class ShardMemory:
     visits: dict[str, list[View]] = field(default_factory=dict)
     conversations: dict[str, list[Message]] = field(default_factory=dict)
     complaints: dict[str, Complaint] = field(default_factory=dict)
-    visits_due: list[tuple[int, str]] = field(default_factory=list)
-    conversations_due: list[tuple[int, str]] = field(default_factory=list)
-    """Min-heaps of (watermark at which a key's figures or state change, key): a visit
-    closes or may be forgotten. Rebuilt on load; entries may be stale (checked when due)."""
+    visits_encoded: dict[str, str] = field(default_factory=dict)
+    """Each visitor's views as last stored (appending to it is cheaper than encoding)."""
+    visits_due: DueKeys = field(default_factory=DueKeys)
+    conversations_due: DueKeys = field(default_factory=DueKeys)
+    """When each key's figures or state next change by themselves (rebuilt on load)."""
 
     @classmethod
     def from_tables(
@@ -118,8 +163,14 @@ class ShardMemory:
             {k: decode_messages(v) for k, v in tables.get(CONVERSATION_TABLE, {}).items()},
             {k: Complaint.decode(v) for k, v in tables.get(COMPLAINT_TABLE, {}).items()},
         )
+        memory.visits_encoded = {
+            k: v.decode() if isinstance(v, bytes) else v
+            for k, v in tables.get(VISIT_TABLE, {}).items()
+        }
         # Every stored key is due at once: the first batch settles it (an empty change
         # when nothing moved) and schedules it again.
-        memory.visits_due = [(-1, k) for k in sorted(memory.visits)]
-        memory.conversations_due = [(-1, k) for k in sorted(memory.conversations)]
+        for key in memory.visits:
+            memory.visits_due.schedule(key, -1)
+        for key in memory.conversations:
+            memory.conversations_due.schedule(key, -1)
         return memory

@@ -25,12 +25,11 @@ or batch boundaries, only on the views within the lateness.
 
 from __future__ import annotations
 
-import heapq
 from bisect import insort
 
 from streams.aggregators.context import BatchContext
 from streams.aggregators.delta import coarse
-from streams.aggregators.figures import EMPTY, Figures, emit_difference
+from streams.aggregators.figures import Figures, emit_difference
 from streams.aggregators.memory import VISIT_TABLE, View, encode_views
 from streams.events import Event
 
@@ -46,43 +45,81 @@ def forget_before(ctx: BatchContext, watermark_ms: int) -> int:
 
 
 def visit_figures(ctx: BatchContext, views: list[View], watermark_ms: int | None) -> Figures:
-    """Everything the visits of ``views`` (in time order) contribute at ``watermark_ms``."""
+    """Everything the visits of ``views`` (in time order) contribute at ``watermark_ms``.
+
+    The definition; :func:`settle_visits` emits the same difference through
+    :func:`_figures_from`, which skips what two lists share (a test compares them).
+    """
+    return _figures_from(ctx, views, 0, 0, watermark_ms)
+
+
+def _figures_from(
+    ctx: BatchContext, views: list[View], start: int, pairs_from: int, watermark_ms: int | None
+) -> Figures:
+    """The figures of the visits beginning at index ``start`` (a visit's first view).
+
+    Time on page only for the views at index ``pairs_from`` or later.
+    """
     figures = Figures()
-    if not views:
-        return figures
     timeout = ctx.config.session_timeout_ms
     wm = -NEVER if watermark_ms is None else watermark_ms
     retained = ctx.retained
-    first = 0
+    count = figures.count
+    first = start
     n = len(views)
     while first < n:
         end = first + 1
         while end < n and views[end].ms - views[end - 1].ms <= timeout:
             end += 1
         entry, last = views[first], views[end - 1]
-        start = retained(entry.ms)
+        entry_buckets = retained(entry.ms)
         channel = entry.channel
-        figures.count(start, "sessions", channel=channel, device=entry.device)
+        by_channel = (("channel", channel),)
+        count(entry_buckets, "sessions", 1, (("channel", channel), ("device", entry.device)))
         if channel == "ads":
-            figures.count(start, "ad_landings", campaign=entry.campaign)
-        for k in range(first, end - 1):
-            here, following = views[k], views[k + 1]
+            count(entry_buckets, "ad_landings", 1, (("campaign", entry.campaign),))
+        for k in range(max(first, pairs_from), end - 1):
+            here = views[k]
             on_page = retained(here.ms)
-            figures.count(
-                on_page, "time_on_page_ms", following.ms - here.ms, page_type=here.page_type
-            )
-            figures.count(on_page, "time_on_page_views", 1, page_type=here.page_type)
+            by_type = (("page_type", here.page_type),)
+            count(on_page, "time_on_page_ms", views[k + 1].ms - here.ms, by_type)
+            count(on_page, "time_on_page_views", 1, by_type)
         if wm - last.ms > timeout:
-            figures.count(start, "sessions_closed", channel=channel)
-            figures.count(start, "session_views", end - first, channel=channel)
-            figures.count(start, "session_duration_ms", last.ms - entry.ms, channel=channel)
+            count(entry_buckets, "sessions_closed", 1, by_channel)
+            count(entry_buckets, "session_views", end - first, by_channel)
+            count(entry_buckets, "session_duration_ms", last.ms - entry.ms, by_channel)
             if end - first == 1:
-                figures.count(start, "bounces", channel=channel)
+                count(entry_buckets, "bounces", 1, by_channel)
             exit_buckets = retained(last.ms)
-            figures.count(exit_buckets, "exits", page_type=last.page_type)
+            count(exit_buckets, "exits", 1, (("page_type", last.page_type),))
             figures.rank(coarse(exit_buckets), "page_exits", last.page)
         first = end
     return figures
+
+
+def _changed_region(before: list[View], after: list[View], timeout: int) -> tuple[int, int]:
+    """Where the figures of two view lists of one visitor can differ.
+
+    Returns (start of the visit holding the last view the lists share at the same index,
+    index of the first view they do not share). Before that visit both lists hold the
+    same visits, each followed by a shared view more than the timeout later, so closed
+    under any watermark either list has seen; time on page differs only from the last
+    shared view on.
+    """
+    shared = len(before)
+    if before is not after and not (
+        shared and shared <= len(after) and after[shared - 1] is before[-1]
+    ):  # not the usual case (views appended in order): compare
+        shared = 0
+        limit = min(len(before), len(after))
+        while shared < limit and before[shared] == after[shared]:
+            shared += 1
+    if shared == 0:
+        return 0, 0
+    start = shared - 1
+    while start > 0 and after[start].ms - after[start - 1].ms <= timeout:
+        start -= 1
+    return start, shared - 1
 
 
 def add_view(ctx: BatchContext, event: Event) -> None:
@@ -97,8 +134,9 @@ def add_view(ctx: BatchContext, event: Event) -> None:
     views = memory.visits.get(visitor)
     if views is None:
         views = memory.visits[visitor] = []
-    if visitor not in ctx.visits_before:
-        ctx.visits_before[visitor] = list(views)
+    touched = ctx.visits_touched
+    if visitor not in touched:
+        touched[visitor] = len(views)
     view = View(
         event.event_ms,
         get("page") or "",
@@ -110,6 +148,8 @@ def add_view(ctx: BatchContext, event: Event) -> None:
     if not views or views[-1] <= view:
         views.append(view)  # the usual case: in order
     else:
+        if visitor not in ctx.visits_before:  # the views before the batch, kept aside
+            ctx.visits_before[visitor] = views[: touched[visitor]]
         insort(views, view)
 
 
@@ -121,39 +161,94 @@ def settle_visits(ctx: BatchContext, wm_before: int | None, wm_after: int) -> No
     """
     memory = ctx.memory
     due = memory.visits_due
-    keys = set(ctx.visits_before)
-    while due and due[0][0] < wm_after:
-        keys.add(heapq.heappop(due)[1])
+    touched = ctx.visits_touched
+    keys = set(touched)
+    keys.update(due.pop_due(wm_after))
     timeout = ctx.config.session_timeout_ms
     horizon = forget_before(ctx, wm_after)
-    for visitor in sorted(keys):
+    delta = ctx.delta
+    for visitor in keys:
         views = memory.visits.get(visitor)
         if views is None:
             continue
-        before_views = ctx.visits_before.get(visitor, views)
-        before = visit_figures(ctx, before_views, wm_before) if before_views else EMPTY
-        after = visit_figures(ctx, views, wm_after)
-        if emit_difference(ctx.delta, before, after):
-            ctx.delta.retractions += 1
+        length_before = touched.get(visitor)
+        appended = (
+            length_before is not None
+            and visitor not in ctx.visits_before
+            and _appended_to_open_visit(ctx, views, length_before, wm_before, wm_after)
+        )
+        if not appended:
+            if length_before is None:
+                before_views = views
+            else:
+                before_views = ctx.visits_before.get(visitor) or views[:length_before]
+            start, pairs_from = _changed_region(before_views, views, timeout)
+            before = _figures_from(ctx, before_views, start, pairs_from, wm_before)
+            after = _figures_from(ctx, views, start, pairs_from, wm_after)
+            if emit_difference(delta, before, after):
+                delta.retractions += 1
         # Forget leading visits that no view within the lateness can reach any more.
         keep = 0
-        for k in range(1, len(views) + 1):
-            if k == len(views) or views[k].ms - views[k - 1].ms > timeout:
-                if views[k - 1].ms + timeout < horizon:
-                    keep = k
-                else:
-                    break
+        if views[0].ms + timeout < horizon:
+            for k in range(1, len(views) + 1):
+                if k == len(views) or views[k].ms - views[k - 1].ms > timeout:
+                    if views[k - 1].ms + timeout < horizon:
+                        keep = k
+                    else:
+                        break
         if keep:
             del views[:keep]
         if not views:
             del memory.visits[visitor]
-            ctx.delta.delete_state(VISIT_TABLE, visitor)
+            memory.visits_encoded.pop(visitor, None)
+            delta.delete_state(VISIT_TABLE, visitor)
             continue
-        if keep or visitor in ctx.visits_before:
-            ctx.delta.put_state(VISIT_TABLE, visitor, encode_views(views))
-        heapq.heappush(
-            due, (_next_due(views, timeout, ctx.config.allowed_lateness_ms, wm_after), visitor)
-        )
+        if keep or length_before is not None:
+            encoded = memory.visits_encoded
+            if appended and not keep and length_before and visitor in encoded:
+                # Views appended in order: the stored text gains only their encoding.
+                text = encoded[visitor][:-1] + "," + encode_views(views[length_before:])[1:]
+            else:
+                text = encode_views(views)
+            encoded[visitor] = text
+            delta.put_state(VISIT_TABLE, visitor, text)
+        due.schedule(visitor, _next_due(views, timeout, ctx.config.allowed_lateness_ms, wm_after))
+
+
+def _appended_to_open_visit(
+    ctx: BatchContext, views: list[View], length_before: int, wm_before: int | None, wm: int
+) -> bool:
+    """Emit the figures of views appended in time order to one visit still open, if so.
+
+    The hot path (a visitor's views arriving in order, the visit going on): only the
+    new time on page and, for a new visitor, the visit's start change; nothing emitted
+    before is withdrawn. Returns False, emitting nothing, in every other case.
+    """
+    timeout = ctx.config.session_timeout_ms
+    if wm - views[-1].ms > timeout:
+        return False  # the visit closes: the general path
+    first = max(length_before - 1, 0)
+    if length_before and (wm_before is None or wm_before - views[first].ms > timeout):
+        return False  # it was closed before
+    for k in range(first + 1, len(views)):
+        if views[k].ms - views[k - 1].ms > timeout:
+            return False  # a new visit starts
+    delta = ctx.delta
+    retained = ctx.retained
+    if length_before == 0:
+        entry = views[0]
+        entry_buckets = retained(entry.ms)
+        dims = (("channel", entry.channel), ("device", entry.device))
+        delta.count_dims(entry_buckets, "sessions", 1, dims)
+        if entry.channel == "ads":
+            delta.count_dims(entry_buckets, "ad_landings", 1, (("campaign", entry.campaign),))
+    for k in range(first, len(views) - 1):
+        here = views[k]
+        on_page = retained(here.ms)
+        by_type = (("page_type", here.page_type),)
+        delta.count_dims(on_page, "time_on_page_ms", views[k + 1].ms - here.ms, by_type)
+        delta.count_dims(on_page, "time_on_page_views", 1, by_type)
+    return True
 
 
 def _next_due(views: list[View], timeout: int, lateness: int, wm: int) -> int:
@@ -161,9 +256,11 @@ def _next_due(views: list[View], timeout: int, lateness: int, wm: int) -> int:
 
     That is when the last visit closes, or when the first one can be forgotten.
     """
+    closes = views[-1].ms + timeout
+    if closes >= wm and views[0].ms + timeout + lateness >= closes:
+        return closes  # the usual case: the visit closes before anything can be forgotten
     first_end = 1
     while first_end < len(views) and views[first_end].ms - views[first_end - 1].ms <= timeout:
         first_end += 1
     forget = views[first_end - 1].ms + timeout + lateness
-    closes = views[-1].ms + timeout
     return min(forget, closes) if closes >= wm else forget
