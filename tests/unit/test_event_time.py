@@ -16,7 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.aggregators import AggregatorConfig, BatchDelta, KpiAggregator, ShardMemory
-from streams.aggregators.memory import AGENT_OPEN_TALLY, WAITING_ZSET
+from streams.aggregators.context import BatchContext
+from streams.aggregators.figures import Figures, emit_difference
+from streams.aggregators.memory import AGENT_OPEN_TALLY, WAITING_ZSET, View
+from streams.aggregators.visits import visit_figures
 from streams.events import Event, OrderLine, Rejection
 from streams.timebuckets import Bucket, BucketClock, Granularity
 
@@ -391,3 +394,38 @@ def test_waiting_is_who_waits_at_the_end() -> None:
     events = [chat("customer_message", at(1), "X"), chat("customer_message", at(1, 1), "Y")]
     store = run(aggregator(), one_by_one(events))
     assert store.zsets == {(WAITING_ZSET, "X"): at(1), (WAITING_ZSET, "Y"): at(1, 1)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(traffic(), st.integers(0, 2**32), st.integers(0, 2**32))
+def test_what_is_stored_is_the_definition_of_the_final_views(
+    events: list[Event], order_seed: int, cut_seed: int
+) -> None:
+    # The property above compares runs of the same code; this one compares a run with
+    # the definition (visit_figures over each visitor's views in time order), so that a
+    # shortcut taken by every run alike (in-order appends, the changed region) is checked.
+    agg = aggregator(**CONFIG)
+    store = run(agg, cut(delivered(events, order_seed, CONFIG["allowed_lateness_ms"]), cut_seed))
+    ctx = BatchContext(agg.clock, agg.config, BatchDelta(), ShardMemory(), NOW_MS // 1000)
+    for visitor in sorted({e.attrs["visitor_id"] for e in events if e.type == "page_view"}):
+        views = sorted(
+            View(
+                e.event_ms,
+                e.attrs["page"],
+                e.attrs["page_type"],
+                e.attrs["channel"],
+                "",
+                e.attrs["campaign"],
+            )
+            for e in events
+            if e.type == "page_view" and e.attrs["visitor_id"] == visitor
+        )
+        emit_difference(ctx.delta, Figures(), visit_figures(ctx, views, store.watermark_ms))
+    names = {name for _, name, _ in ctx.delta._counts}
+    expected = +Counter({k: v for k, v in ctx.delta.counters.items() if v})
+    got = +Counter({k: v for k, v in store.counters.items() if k[1].split("|")[0] in names})
+    assert got == expected
+    ranked = +Counter(
+        {(b, n, m): s for (b, n), scores in ctx.delta.ranked.items() for m, s in scores.items()}
+    )
+    assert +Counter({k: v for k, v in store.ranked.items() if k[1] == "page_exits"}) == ranked
