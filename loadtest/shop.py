@@ -1303,3 +1303,60 @@ def flush_events(
     if truth is not None:
         truth.add_flush(flush)
     return flush
+
+
+STATELESS_TYPES = frozenset(
+    {
+        "click",
+        "add_to_cart",
+        "registration",
+        "login",
+        "ad_impression",
+        "order_created",
+        "order_paid",
+        "order_cancelled",
+        "order_refunded",
+        "review",
+        "cost_report",
+        "stock_snapshot",
+    }
+)
+"""Event types whose figures need no visit or conversation: they may come later than
+the allowed lateness and still count exactly."""
+
+
+def disorder(
+    messages: list[tuple[bytes, bytes]],
+    seed: int,
+    late_share: float,
+    max_delay_ms: int,
+    very_late_share: float = 0.0,
+    very_late_delay_ms: int = 0,
+) -> list[tuple[bytes, bytes]]:
+    """The same messages, delivered out of event-time order; the ground truth is unchanged.
+
+    A ``late_share`` of the valid events is delayed by up to ``max_delay_ms`` (keep it
+    within the service's allowed lateness); a ``very_late_share`` of the events that
+    join no visit or conversation (:data:`STATELESS_TYPES`) by ``very_late_delay_ms``
+    more. Delivery follows event time plus delay; invalid messages keep their place.
+    The same arguments give the same order.
+    """
+    rng = random.Random(seed)
+    keyed: list[tuple[float, int, tuple[bytes, bytes]]] = []
+    previous = 0.0
+    for index, message in enumerate(messages):
+        try:
+            doc = json.loads(message[1])
+            ms = float(ShopTruth._time_ms(doc["event_time"]))
+            kind = doc.get("type")
+        except (KeyError, TypeError, ValueError, AttributeError):  # JSONDecodeError too
+            keyed.append((previous, index, message))  # invalid: where it was
+            continue
+        previous = ms
+        if kind in STATELESS_TYPES and rng.random() < very_late_share:
+            ms += very_late_delay_ms + rng.random() * max_delay_ms
+        elif rng.random() < late_share:
+            ms += rng.random() * max_delay_ms
+        keyed.append((ms, index, message))
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    return [message for _, _, message in keyed]

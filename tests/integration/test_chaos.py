@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from loadtest.generator import Generated, Produced, generate
+from loadtest.shop import disorder
 from tests.integration.conftest import Pipeline
 from tests.integration.kpi_compare import business_days, daily_traffic_problems
 
@@ -24,7 +25,10 @@ EVENTS = 60_000
 
 
 def traffic(now_ms: int) -> Generated:
-    return generate(EVENTS, now_ms - 10 * 60_000, 10 * 60, seed=13, bad_ratio=0.005)
+    """Ten minutes of page views, a fifth of them delivered up to two minutes late."""
+    generated = generate(EVENTS, now_ms - 10 * 60_000, 10 * 60, seed=13, bad_ratio=0.005)
+    generated.messages[:] = disorder(generated.messages, 13, 0.2, 2 * 60_000)
+    return generated
 
 
 def applied(pipeline: Pipeline) -> int:

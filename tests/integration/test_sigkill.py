@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from loadtest.generator import Produced, generate
+from loadtest.shop import disorder
 from tests.integration.conftest import Pipeline
 from tests.integration.kpi_compare import daily_traffic_problems
 
@@ -22,6 +23,7 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
 ) -> None:
     now_ms = pipeline.clock.now_ms()
     generated = generate(60_000, now_ms - 10 * 60_000, 10 * 60, seed=7, bad_ratio=0.005)
+    generated.messages[:] = disorder(generated.messages, 7, 0.2, 2 * 60_000)  # out of order
     truth = generated.truth
     total = len(generated.messages)
     pipeline.create_topics()

@@ -20,9 +20,11 @@ from hypothesis import strategies as st
 from loadtest.shop import (
     ALLOW_LISTS,
     KEY_OF,
+    STATELESS_TYPES,
     TOPIC_OF,
     ShopTraffic,
     ShopTruth,
+    disorder,
     flush_events,
     generate_shop,
 )
@@ -541,3 +543,35 @@ def test_bucket_of_matches_buckets(gran: str) -> None:
     truth = ShopTruth()
     view(truth, "A", T0 + 90_000, "/", "home")
     assert truth.buckets(gran) == [truth.bucket_of(gran, T0 + 90_000)]
+
+
+def test_disordered_delivery_keeps_every_message_and_bounds_the_lateness() -> None:
+    traffic = generate_shop(seed=3, start_ms=T0, duration_s=3600, visitors=300, bad_ratio=0.02)
+    messages = traffic.messages["clickstream"] + traffic.messages["orders"]
+    messages.sort(key=lambda m: shop_time(m[1]) or 0)
+    delay = 10 * 60_000
+    out = disorder(messages, 7, 0.3, delay, very_late_share=0.1, very_late_delay_ms=3 * delay)
+    assert sorted(out) == sorted(messages)
+    assert out != messages
+    newest = 0
+    moved = very_late = 0
+    for _, value in out:
+        ms = shop_time(value)
+        if ms is None:
+            continue
+        kind = json.loads(value)["type"]
+        if ms < newest - delay:
+            assert kind in STATELESS_TYPES, (kind, newest - ms)
+            very_late += 1
+        moved += ms < newest
+        newest = max(newest, ms)
+    assert moved > len(out) // 10
+    assert very_late > 0
+    assert disorder(messages, 7, 0.3, delay) == disorder(messages, 7, 0.3, delay)
+
+
+def shop_time(value: bytes) -> int | None:
+    try:
+        return ShopTruth._time_ms(json.loads(value)["event_time"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
