@@ -24,7 +24,7 @@ from streams.aggregators import BatchDelta, KpiAggregator, ShardMemory
 from streams.decoder import Decoder
 from streams.events import DecodeLimits, Event, Rejection, RejectReason, TopicKind
 from streams.keys import Shard
-from streams.sink import Applied, RedisSink, StoredShard
+from streams.sink import Applied, StoredShard
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,24 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class Sink(Protocol):
+    """Where applied batches go.
+
+    Redis (:class:`streams.sink.RedisSink`) or its in-memory twin
+    (:class:`streams.memory_sink.MemorySink`).
+    """
+
+    async def load(self, shard: Shard) -> StoredShard:
+        """The shard's applied offset and memory."""
+        ...
+
+    async def apply(
+        self, shard: Shard, expected: int | None, last_offset: int, delta: BatchDelta, now_ms: int
+    ) -> Applied:
+        """Apply ``delta`` atomically if the stored offset is ``expected``."""
+        ...
+
+
 class BatchProcessor:
     """Decode, aggregate and apply the batches of any number of shards."""
 
@@ -91,7 +109,7 @@ class BatchProcessor:
         self,
         limits: DecodeLimits,
         aggregator: KpiAggregator,
-        sink: RedisSink,
+        sink: Sink,
         dead_letters: DeadLetters,
         topic_kinds: Mapping[str, TopicKind],
         clock_ms: Callable[[], int] = wall_clock_ms,

@@ -12,9 +12,16 @@ from typing import TextIO
 from streams.errors import KpiError
 from streams.events import TopicKind
 from streams.kafka_auth import client_kwargs
+from streams.memory_sink import MemorySink
 from streams.pipeline import BatchProcessor
 from streams.replay.kafka import KafkaRange, replay_kafka
-from streams.replay.runner import DryRun, ProgressBar, ReplayDeadLetters, ReplayReport, replay
+from streams.replay.runner import (
+    ProgressBar,
+    ReplayDeadLetters,
+    ReplayReport,
+    dry_run_summary,
+    replay,
+)
 from streams.replay.sources import (
     Progress,
     expand,
@@ -59,9 +66,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> ReplayReport:
             rejects = stack.enter_context(args.rejects.open("w", encoding="utf-8"))
         dead = ReplayDeadLetters(report, rejects)
         client = None if args.dry_run else async_redis(settings)
-        processor: DryRun | BatchProcessor
-        if client is None:
-            processor = DryRun(decode_limits(settings), aggregator(settings), kinds, dead)
+        twin = MemorySink()
+        processor: BatchProcessor
+        if client is None:  # the same processor, against the store's in-memory twin
+            processor = BatchProcessor(
+                decode_limits(settings), aggregator(settings), twin, dead, kinds
+            )
         else:
             processor = batch_processor(settings, client, dead)
         try:
@@ -103,6 +113,6 @@ async def _run(settings: Settings, args: argparse.Namespace) -> ReplayReport:
         finally:
             if client is not None:
                 await client.aclose()
-        if isinstance(processor, DryRun):
-            print(processor.summary(settings.business_timezone))
+        if client is None:
+            print(dry_run_summary(twin, settings.business_timezone))
     return report

@@ -3,8 +3,8 @@
 Records of each topic kind go, in batches, to one replay shard per kind
 (``<topic>@<source id>``, partition 0) through the same
 :class:`~streams.pipeline.BatchProcessor` as the worker, so buckets, sessions
-and exactly-once behave as they do live. ``DryRun`` stands in for the
-processor when nothing may be written.
+and exactly-once behave as they do live. A dry run gives the processor the
+store's in-memory twin (:class:`~streams.memory_sink.MemorySink`) instead of Redis.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
-from streams.aggregators import ANY, BatchDelta, KpiAggregator, ShardMemory
+from streams.aggregators import ANY
 from streams.aggregators import field as kpi_field
-from streams.decoder import Decoder
-from streams.events import DecodeLimits, Event, Rejection, TopicKind
+from streams.events import Rejection, TopicKind
 from streams.keys import Shard
-from streams.pipeline import BatchOutcome, Record, wall_clock_ms
+from streams.memory_sink import MemorySink
+from streams.pipeline import BatchOutcome, Record
 from streams.replay.sources import Progress, SourceRecord
 from streams.timebuckets import Granularity
 
@@ -46,25 +46,6 @@ class Processor(Protocol):
 
     def overlapped(self, shard: Shard) -> ShardFeeder:
         """A feeder of one shard's batches."""
-
-
-class SequentialShard:
-    """A feeder that applies each batch before taking the next (dry runs)."""
-
-    def __init__(self, processor: DryRun, shard: Shard) -> None:
-        self.processor = processor
-        self.shard = shard
-
-    async def submit(self, records: Sequence[Record]) -> list[BatchOutcome]:
-        """Apply the batch now."""
-        return [await self.processor.process(self.shard, records)]
-
-    async def drain(self) -> list[BatchOutcome]:
-        """Nothing is ever in flight."""
-        return []
-
-    def cancel(self) -> None:
-        """Nothing is ever in flight."""
 
 
 def count_outcomes(report: ReplayReport, outcomes: Iterable[BatchOutcome]) -> None:
@@ -202,72 +183,36 @@ async def replay(
     return report
 
 
-class DryRun:
-    """Decodes and aggregates like a replay, keeps the result in memory, writes nothing."""
+def dry_run_summary(sink: MemorySink, timezone_name: str) -> str:
+    """A table of the main KPIs per business day, from what a dry run applied."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
 
-    def __init__(
-        self,
-        limits: DecodeLimits,
-        aggregator: KpiAggregator,
-        topics: Mapping[str, TopicKind],
-        dead_letters: ReplayDeadLetters,
-    ) -> None:
-        self.decoder = Decoder(limits)
-        self.aggregator = aggregator
-        self.topics = dict(topics)
-        self.dead_letters = dead_letters
-        self.memory: dict[Shard, ShardMemory] = defaultdict(ShardMemory)
-        self.days: dict[int, Counter[str]] = defaultdict(Counter)
-        self.distinct: dict[tuple[int, str], set[str]] = defaultdict(set)
-
-    def overlapped(self, shard: Shard) -> SequentialShard:
-        """Dry runs have nothing to overlap: each batch is folded at once."""
-        return SequentialShard(self, shard)
-
-    async def process(self, shard: Shard, records: Sequence[Record]) -> BatchOutcome:
-        """Aggregate ``records`` into the in-memory summary."""
-        kind = self.topics[shard.topic.split("@")[0]]
-        now_ms = wall_clock_ms()
-        decoded: list[Event | Rejection] = []
-        for record in records:
-            event = self.decoder.decode(record.value, now_ms, kind)
-            if isinstance(event, Rejection):
-                await self.dead_letters.publish(shard, record.offset, event, record.value)
-            decoded.append(event)
-        delta = self.aggregator.aggregate(decoded, self.memory[shard], now_ms)
-        self._merge(delta)
-        rejected = sum(1 for e in decoded if isinstance(e, Rejection))
-        return BatchOutcome(len(records), 0, rejected, 1)
-
-    def _merge(self, delta: BatchDelta) -> None:
-        for (bucket, name), n in delta.counters.items():
+    days: defaultdict[int, Counter[str]] = defaultdict(Counter)
+    distinct: defaultdict[tuple[int, str], set[str]] = defaultdict(set)
+    for store in sink.shards.values():
+        for (bucket, name), n in store.counters.items():
             if bucket.granularity is Granularity.DAY:
-                self.days[bucket.start][name] += n
-        for (bucket, name), members in delta.distinct.items():
+                days[bucket.start][name] += n
+        for (bucket, name), members in store.distinct.items():
             if bucket.granularity is Granularity.DAY:
-                self.distinct[(bucket.start, name)] |= members
-
-    def summary(self, timezone_name: str) -> str:
-        """A table of the main KPIs per business day."""
-        from datetime import datetime
-        from zoneinfo import ZoneInfo
-
-        zone = ZoneInfo(timezone_name)
-        header = (
-            f"{'day':<12}{'PV':>10}{'UV':>9}{'sessions':>10}{'bounce':>8}{'orders':>8}"
-            f"{'GMV':>14}{'buyers':>8}{'pay conv':>9}"
+                distinct[(bucket.start, name)] |= members
+    zone = ZoneInfo(timezone_name)
+    header = (
+        f"{'day':<12}{'PV':>10}{'UV':>9}{'sessions':>10}{'bounce':>8}{'orders':>8}"
+        f"{'GMV':>14}{'buyers':>8}{'pay conv':>9}"
+    )
+    lines = [header, "-" * len(header)]
+    for start in sorted(set(days) | {s for s, _ in distinct}):
+        c = days[start]
+        uv = len(distinct.get((start, kpi_field("uv", ANY, ANY)), set()))
+        payers = len(distinct.get((start, kpi_field("payers", ANY, ANY)), set()))
+        closed = c["sessions_closed"]
+        bounce = f"{c['bounces'] / closed:.1%}" if closed else "-"
+        conversion = f"{payers / uv:.2%}" if uv else "-"
+        day = datetime.fromtimestamp(start, zone).date().isoformat()
+        lines.append(
+            f"{day:<12}{c['pv']:>10,}{uv:>9,}{c['sessions']:>10,}{bounce:>8}"
+            f"{c['orders_paid']:>8,}{c['gmv_cents'] / 100:>14,.2f}{payers:>8,}{conversion:>9}"
         )
-        lines = [header, "-" * len(header)]
-        for start in sorted(set(self.days) | {s for s, _ in self.distinct}):
-            c = self.days[start]
-            uv = len(self.distinct.get((start, kpi_field("uv", ANY, ANY)), set()))
-            payers = len(self.distinct.get((start, kpi_field("payers", ANY, ANY)), set()))
-            closed = c["sessions_closed"]
-            bounce = f"{c['bounces'] / closed:.1%}" if closed else "-"
-            conversion = f"{payers / uv:.2%}" if uv else "-"
-            day = datetime.fromtimestamp(start, zone).date().isoformat()
-            lines.append(
-                f"{day:<12}{c['pv']:>10,}{uv:>9,}{c['sessions']:>10,}{bounce:>8}"
-                f"{c['orders_paid']:>8,}{c['gmv_cents'] / 100:>14,.2f}{payers:>8,}{conversion:>9}"
-            )
-        return "\n".join(lines)
+    return "\n".join(lines)

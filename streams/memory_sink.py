@@ -1,0 +1,143 @@
+"""The store's in-memory twin: what :class:`streams.sink.RedisSink` does to Redis, in dicts.
+
+A dry run (``kpi replay --dry-run``) and tests feed the same batch processor, with
+the same offset guard and the same duplicate check, through this twin instead of
+Redis; ``tests/integration/test_memory_sink.py`` applies the same batches to both
+and compares what they hold. Two differences, both harmless for a run of minutes:
+nothing expires (buckets, event ids), and distinct sets are exact sets where Redis
+keeps HyperLogLogs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from streams.aggregators import BatchDelta, ShardMemory
+from streams.aggregators import field as kpi_field
+from streams.keys import (
+    OPS_CONSUMED,
+    OPS_LAST_APPLY_MS,
+    OPS_LATE,
+    OPS_REJECTED_PREFIX,
+    OPS_RETRACTIONS,
+    OPS_TOO_LATE,
+    REPEAT_FIELD,
+    REPEAT_MAX,
+    Shard,
+)
+from streams.sink import RANKING_CAP, Applied, StoredShard
+from streams.timebuckets import Bucket
+
+
+@dataclass
+class ShardStore:
+    """Everything the store keeps for one shard."""
+
+    applied: int | None = None
+    watermark_ms: int | None = None
+    ops: Counter[str] = field(default_factory=Counter)
+    counters: Counter[tuple[Bucket, str]] = field(default_factory=Counter)
+    distinct: defaultdict[tuple[Bucket, str], set[str]] = field(
+        default_factory=lambda: defaultdict(set)
+    )
+    ranked: defaultdict[tuple[Bucket, str], Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
+    buyer_orders: defaultdict[Bucket | None, Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
+    """Paid orders per buyer, per period bucket (None: lifetime)."""
+    lifetime: Counter[str] = field(default_factory=Counter)
+    """The lifetime repeat-purchase distribution (``repeat_buyers|orders=<n>``)."""
+    tables: defaultdict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    zsets: defaultdict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
+    tallies: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    seen: defaultdict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+
+class MemorySink:
+    """Same interface and semantics as :class:`streams.sink.RedisSink`, in memory."""
+
+    def __init__(self) -> None:
+        self.shards: defaultdict[Shard, ShardStore] = defaultdict(ShardStore)
+
+    async def load(self, shard: Shard) -> StoredShard:
+        """The shard's applied offset and memory, as a restarted worker would load them."""
+        store = self.shards[shard]
+        return StoredShard(store.applied, ShardMemory.from_tables(store.watermark_ms, store.tables))
+
+    async def apply(
+        self, shard: Shard, expected: int | None, last_offset: int, delta: BatchDelta, now_ms: int
+    ) -> Applied:
+        """Apply ``delta`` unless the stored offset differs from ``expected``.
+
+        Nothing is written either if one of the batch's event ids was accepted before;
+        those ids are returned.
+        """
+        store = self.shards[shard]
+        if store.applied != expected:
+            return Applied(False, store.applied)
+        duplicates = frozenset(
+            i for minute, ids in delta.seen_ids.items() for i in ids if i in store.seen[minute]
+        )
+        if duplicates:
+            return Applied(False, store.applied, duplicates)
+        for minute, ids in delta.seen_ids.items():
+            store.seen[minute] |= ids
+        store.counters.update(delta.counters)
+        for key, members in delta.distinct.items():
+            store.distinct[key] |= members
+        for key, scores in delta.ranked.items():
+            ranking = store.ranked[key]
+            ranking.update(scores)
+            if len(ranking) > RANKING_CAP:  # ZREMRANGEBYRANK 0 -(cap+1): the lowest go
+                for member, _ in sorted(ranking.items(), key=lambda kv: (kv[1], kv[0]))[
+                    : len(ranking) - RANKING_CAP
+                ]:
+                    del ranking[member]
+        prefix = kpi_field(REPEAT_FIELD, "orders", "")
+        for periods, buyer in delta.repeat_buyers:
+            up, down = _one_more_paid(store.buyer_orders[None], buyer)
+            store.lifetime[prefix + up] += 1
+            if down:
+                store.lifetime[prefix + down] -= 1
+            for bucket in periods:
+                up, down = _one_more_paid(store.buyer_orders[bucket], buyer)
+                store.counters[(bucket, prefix + up)] += 1
+                if down:
+                    store.counters[(bucket, prefix + down)] -= 1
+        for (table, row), value in delta.state_put.items():
+            store.tables[table][row] = value
+        for table, row in delta.state_del:
+            store.tables[table].pop(row, None)
+        for (name, member), score in delta.zset_put.items():
+            store.zsets[name][member] = score
+        for name, member in delta.zset_del:
+            store.zsets[name].pop(member, None)
+        for (name, member), n in delta.tallies.items():
+            if n:
+                store.tallies[name][member] += n
+        store.ops[OPS_CONSUMED] += delta.consumed
+        for name, n in ((OPS_LATE, delta.late), (OPS_TOO_LATE, delta.too_late)):
+            if n:
+                store.ops[name] += n
+        if delta.retractions:
+            store.ops[OPS_RETRACTIONS] += delta.retractions
+        for reason, n in delta.rejected.items():
+            store.ops[OPS_REJECTED_PREFIX + reason.value] += n
+        if delta.watermark_ms is not None:
+            store.watermark_ms = delta.watermark_ms
+        store.ops[OPS_LAST_APPLY_MS] = now_ms
+        store.applied = last_offset
+        return Applied(True, last_offset)
+
+
+def _one_more_paid(orders: Counter[str], buyer: str) -> tuple[str, str]:
+    """Count one more paid order of ``buyer``, as the apply script's B op does.
+
+    Returns the bin they move into and the one they leave ("" for none).
+    """
+    orders[buyer] += 1
+    n = orders[buyer]
+    return str(min(n, REPEAT_MAX)), str(min(n - 1, REPEAT_MAX)) if n > 1 else ""
