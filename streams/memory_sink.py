@@ -1,11 +1,12 @@
 """The store's in-memory twin: what :class:`streams.sink.RedisSink` does to Redis, in dicts.
 
 A dry run (``kpi replay --dry-run``) and tests feed the same batch processor, with
-the same offset guard and the same duplicate check, through this twin instead of
-Redis; ``tests/integration/test_memory_sink.py`` applies the same batches to both
-and compares what they hold. Two differences, both harmless for a run of minutes:
-nothing expires (buckets, event ids), and distinct sets are exact sets where Redis
-keeps HyperLogLogs.
+the same offset guard and the same duplicate check (event ids expire as the script
+makes them), through this twin instead of Redis; ``tests/integration/test_memory_sink.py``
+applies the same batches to both and compares what they hold. Two differences:
+buckets never expire, and distinct sets are exact sets where Redis keeps HyperLogLogs,
+so a dry run holds every member of every bucket level and dimension in memory: size
+it for a day or a week of logs, not an archive.
 """
 
 from __future__ import annotations
@@ -54,13 +55,17 @@ class ShardStore:
     zsets: defaultdict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     tallies: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     seen: defaultdict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
+    seen_until: dict[int, float] = field(default_factory=dict)
+    """When each minute's event ids expire (epoch seconds), as the script's EXPIRE sets."""
 
 
 class MemorySink:
     """Same interface and semantics as :class:`streams.sink.RedisSink`, in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, dedupe_horizon_s: int = 600) -> None:
         self.shards: defaultdict[Shard, ShardStore] = defaultdict(ShardStore)
+        self.dedupe_horizon_s = dedupe_horizon_s
+        self.ranking_cap = RANKING_CAP
 
     async def load(self, shard: Shard) -> StoredShard:
         """The shard's applied offset and memory, as a restarted worker would load them."""
@@ -78,6 +83,10 @@ class MemorySink:
         store = self.shards[shard]
         if store.applied != expected:
             return Applied(False, store.applied)
+        now_s = now_ms / 1000
+        for minute in [m for m, until in store.seen_until.items() if until <= now_s]:
+            del store.seen_until[minute]  # expired, as Redis would have dropped the set
+            store.seen.pop(minute, None)
         duplicates = frozenset(
             i for minute, ids in delta.seen_ids.items() for i in ids if i in store.seen[minute]
         )
@@ -85,17 +94,18 @@ class MemorySink:
             return Applied(False, store.applied, duplicates)
         for minute, ids in delta.seen_ids.items():
             store.seen[minute] |= ids
+            store.seen_until[minute] = now_s + 60 + self.dedupe_horizon_s
         store.counters.update(delta.counters)
         for key, members in delta.distinct.items():
             store.distinct[key] |= members
-        for key, scores in delta.ranked.items():
-            ranking = store.ranked[key]
-            ranking.update(scores)
-            if len(ranking) > RANKING_CAP:  # ZREMRANGEBYRANK 0 -(cap+1): the lowest go
-                for member, _ in sorted(ranking.items(), key=lambda kv: (kv[1], kv[0]))[
-                    : len(ranking) - RANKING_CAP
-                ]:
-                    del ranking[member]
+        for buckets, name, scores in delta.ranked_groups():
+            for bucket in buckets:  # as the script: each group's increments, then the cap
+                ranking = store.ranked[(bucket, name)]
+                ranking.update(scores)
+                if len(ranking) > self.ranking_cap:  # ZREMRANGEBYRANK 0 -(cap+1)
+                    lowest = sorted(ranking.items(), key=lambda kv: (kv[1], kv[0]))
+                    for member, _ in lowest[: len(ranking) - self.ranking_cap]:
+                        del ranking[member]
         prefix = kpi_field(REPEAT_FIELD, "orders", "")
         for periods, buyer in delta.repeat_buyers:
             up, down = _one_more_paid(store.buyer_orders[None], buyer)

@@ -189,15 +189,18 @@ def settle_conversations(ctx: BatchContext, wm_before: int | None, wm_after: int
     keys = set(ctx.conversations_before)
     keys.update(due.pop_due(wm_after))
     horizon = visits.forget_before(ctx, wm_after)
+    lateness = ctx.config.allowed_lateness_ms
     delta = ctx.delta
-    for key in keys:
-        if key.startswith(COMPLAINT_DUE):
-            complaint = key.removeprefix(COMPLAINT_DUE)
-            pending = memory.complaints.get(complaint)
-            if pending is not None and pending.opened_ms is None:
-                del memory.complaints[complaint]
-                delta.delete_state(COMPLAINT_TABLE, complaint)
+    for complaint in memory.complaints_due.pop_due(wm_after):
+        pending = memory.complaints.get(complaint)
+        if pending is None or pending.opened_ms is not None or pending.resolved_ms is None:
             continue
+        if pending.resolved_ms < horizon:  # an opening could only come too late now
+            del memory.complaints[complaint]
+            delta.delete_state(COMPLAINT_TABLE, complaint)
+        else:
+            memory.complaints_due.schedule(complaint, pending.resolved_ms + lateness)
+    for key in keys:
         messages = memory.conversations.get(key)
         if messages is None:
             continue
@@ -236,14 +239,14 @@ def settle_conversations(ctx: BatchContext, wm_before: int | None, wm_after: int
         due.schedule(key, due_at)
 
 
-COMPLAINT_DUE = "\x00complaint:"
-"""Key prefix, in the conversations' due heap, of a resolution waiting for its opening."""
-
-
 def complaint_opened(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
     """A complaint starts its handling clock (its resolution may have come first)."""
     complaint = event.text("complaint_id")
     ctx.delta.count(buckets, "complaints_opened")
+    wm = ctx.memory.watermark_ms
+    if wm is not None and event.event_ms < wm - ctx.config.allowed_lateness_ms:
+        ctx.delta.too_late += 1  # counted, but never paired with a resolution
+        return
     state = ctx.memory.complaints.get(complaint)
     if state is None:
         state = ctx.memory.complaints[complaint] = Complaint()
@@ -271,7 +274,7 @@ def complaint_resolved(ctx: BatchContext, event: Event, buckets: tuple[Bucket, .
         delta.put_state(COMPLAINT_TABLE, complaint, f",{event.event_ms}")
         # Forgotten once an opening could only come too late.
         due_at = event.event_ms + ctx.config.allowed_lateness_ms
-        ctx.memory.conversations_due.schedule(COMPLAINT_DUE + complaint, due_at)
+        ctx.memory.complaints_due.schedule(complaint, due_at)
 
 
 def _time_complaint(ctx: BatchContext, complaint: str, opened_ms: int, resolved_ms: int) -> None:

@@ -150,6 +150,7 @@ class ShardMemory:
     """Each visitor's views as last stored (appending to it is cheaper than encoding)."""
     visits_due: DueKeys = field(default_factory=DueKeys)
     conversations_due: DueKeys = field(default_factory=DueKeys)
+    complaints_due: DueKeys = field(default_factory=DueKeys)
     """When each key's figures or state next change by themselves (rebuilt on load)."""
 
     @classmethod
@@ -173,4 +174,7 @@ class ShardMemory:
             memory.visits_due.schedule(key, -1)
         for key in memory.conversations:
             memory.conversations_due.schedule(key, -1)
+        for key, complaint in memory.complaints.items():
+            if complaint.opened_ms is None:  # a resolution waiting for its opening
+                memory.complaints_due.schedule(key, -1)
         return memory

@@ -66,11 +66,16 @@ async def _run(settings: Settings, args: argparse.Namespace) -> ReplayReport:
             rejects = stack.enter_context(args.rejects.open("w", encoding="utf-8"))
         dead = ReplayDeadLetters(report, rejects)
         client = None if args.dry_run else async_redis(settings)
-        twin = MemorySink()
+        twin = MemorySink(settings.dedupe_minutes * 60)
         processor: BatchProcessor
         if client is None:  # the same processor, against the store's in-memory twin
             processor = BatchProcessor(
-                decode_limits(settings), aggregator(settings), twin, dead, kinds
+                decode_limits(settings),
+                aggregator(settings),
+                twin,
+                dead,
+                kinds,
+                dedupe=settings.dedupe_minutes > 0,
             )
         else:
             processor = batch_processor(settings, client, dead)

@@ -135,6 +135,18 @@ def run_kpi(env: dict[str, str], *args: str, timeout_s: float = 900) -> str:
     return result.stderr
 
 
+EDGE_MARGIN_S = 0.1
+
+
+def near_minute_edge(at: float) -> bool:
+    """Whether ``at`` is too close to a minute boundary (and so to an hour's or a day's)
+    to tell from a scrape's timestamp which side of it the exporter cut its windows on:
+    Prometheus aligns a scrape's timestamp with its schedule within a few milliseconds.
+    """
+    second = at % 60
+    return second < EDGE_MARGIN_S or second > 60 - EDGE_MARGIN_S
+
+
 @dataclass(frozen=True)
 class Scrape:
     """One Prometheus scrape of the exporter.
@@ -307,7 +319,9 @@ class Pipeline:
             got = prom.query(query)
             if got and got[0].value == want:
                 stamp = prom.query(f'max(timestamp(shop_applied_offset{{topic="{self.topic}"}}))')
-                return Scrape(stamp[0].value, self.clock.from_real(stamp[0].value))
+                at = self.clock.from_real(stamp[0].value)
+                if not near_minute_edge(at):  # else the next scrape
+                    return Scrape(stamp[0].value, at)
             time.sleep(0.5)
         pytest.fail(f"Prometheus never showed offsets {want} for {self.topic}: {prom.query(query)}")
 

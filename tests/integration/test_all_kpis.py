@@ -17,7 +17,7 @@ import pytest
 
 from loadtest.shop import ShopTruth, disorder, flush_events, generate_shop
 from streams.settings import Settings
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import Pipeline, near_minute_edge
 from tests.integration.kpi_compare import DEFAULTS, MINUTE_MS, TARGETS, compare_kpis
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
@@ -79,6 +79,9 @@ def test_every_kpi_matches_the_ground_truth(
     # Every figure from one scrape: the latest at the time of asking, read at its own
     # timestamp, so that a later scrape (past a minute or a midnight) cannot mix in.
     stamp = max(s.value for s in prom.query("timestamp(shop_exporter_redis_up)"))
+    while near_minute_edge(pipeline.clock.from_real(stamp)):  # ambiguous: the next scrape
+        time.sleep(0.5)
+        stamp = max(s.value for s in prom.query("timestamp(shop_exporter_redis_up)"))
     samples = prom.query('{__name__=~"shop_.+"}', stamp)
     at = pipeline.clock.from_real(stamp)
     series: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}

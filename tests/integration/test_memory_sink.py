@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from loadtest.shop import disorder, generate_shop
 from streams.events import TopicKind
-from streams.keys import KeyLayout, Shard
+from streams.keys import BUYER_PAID_TALLY, REPEAT_LIFETIME_TALLY, KeyLayout, Shard
 from streams.memory_sink import MemorySink, ShardStore
 from streams.pipeline import BatchProcessor, DeadLetterList, Record
 from streams.runtime import aggregator, batch_processor, decode_limits
@@ -81,8 +81,14 @@ def compare(client: redis.Redis, layout: KeyLayout, shard: Shard, twin: ShardSto
         stored = client.zrange(layout.ranking(shard, bucket, name), 0, -1, withscores=True)
         same(f"ranking {bucket} {name}", {str(m): int(s) for m, s in stored}, dict(scores))
     for period, orders in twin.buyer_orders.items():
-        if period is not None:
-            same(f"buyers {period}", int_hash(client, layout.buyer_period(shard, period)), orders)
+        key = (
+            layout.tally(shard, BUYER_PAID_TALLY)
+            if period is None
+            else layout.buyer_period(shard, period)
+        )
+        same(f"buyers {period}", int_hash(client, key), dict(orders))
+    lifetime = int_hash(client, layout.tally(shard, REPEAT_LIFETIME_TALLY))
+    same("lifetime repeat purchase", lifetime, dict(twin.lifetime))
     for table, rows in twin.tables.items():
         stored_rows = {
             str(k): str(v) for k, v in client.hgetall(layout.state(shard, table)).items()
