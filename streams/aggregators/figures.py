@@ -11,6 +11,9 @@ the figures of the final events, whatever their arrival order.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TypeVar
+
 from streams.aggregators.delta import BatchDelta, Dims
 from streams.timebuckets import Bucket
 
@@ -41,7 +44,17 @@ class Figures:
             self.ranks[key] = self.ranks.get(key, 0) + n
 
 
-EMPTY = Figures()
+K = TypeVar("K", bound=tuple[object, ...])
+
+
+def _changes(before: dict[K, int], after: dict[K, int]) -> Iterator[tuple[K, int]]:
+    """Each key's ``after - before``, where it is not zero."""
+    for key, n in after.items():
+        if n != before.get(key, 0):
+            yield key, n - before.get(key, 0)
+    for key, n in before.items():
+        if n and key not in after:
+            yield key, -n
 
 
 def emit_difference(delta: BatchDelta, before: Figures, after: Figures) -> bool:
@@ -51,18 +64,10 @@ def emit_difference(delta: BatchDelta, before: Figures, after: Figures) -> bool:
     increment is negative).
     """
     withdrawn = False
-    old_counts, new_counts = before.counts, after.counts
-    changes = [(key, n - old_counts.get(key, 0)) for key, n in new_counts.items()]
-    changes += [(key, -n) for key, n in old_counts.items() if key not in new_counts]
-    for (buckets, name, dims), change in changes:
-        if change:
-            delta.count_dims(buckets, name, change, dims)
-            withdrawn = withdrawn or change < 0
-    old_ranks, new_ranks = before.ranks, after.ranks
-    ranked = [(key, n - old_ranks.get(key, 0)) for key, n in new_ranks.items()]
-    ranked += [(key, -n) for key, n in old_ranks.items() if key not in new_ranks]
-    for (buckets, name, member), change in ranked:
-        if change:
-            delta.rank(buckets, name, member, change)
-            withdrawn = withdrawn or change < 0
+    for (buckets, name, dims), change in _changes(before.counts, after.counts):
+        delta.count_dims(buckets, name, change, dims)
+        withdrawn = withdrawn or change < 0
+    for (buckets, name, member), change in _changes(before.ranks, after.ranks):
+        delta.rank(buckets, name, member, change)
+        withdrawn = withdrawn or change < 0
     return withdrawn

@@ -116,9 +116,6 @@ class DueKeys:
         self._heap: list[tuple[int, str]] = []
         self._scheduled: dict[str, int] = {}
 
-    def __len__(self) -> int:
-        return len(self._scheduled)
-
     def schedule(self, key: str, due_ms: int) -> None:
         """Make ``key`` due once the watermark passes ``due_ms`` (unless due earlier)."""
         scheduled = self._scheduled.get(key)

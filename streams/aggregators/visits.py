@@ -26,12 +26,14 @@ or batch boundaries, only on the views within the lateness.
 from __future__ import annotations
 
 from bisect import insort
+from collections.abc import Callable
 
 from streams.aggregators.context import BatchContext
-from streams.aggregators.delta import coarse
+from streams.aggregators.delta import Dims, coarse
 from streams.aggregators.figures import Figures, emit_difference
 from streams.aggregators.memory import VISIT_TABLE, View, encode_views
 from streams.events import Event
+from streams.timebuckets import Bucket
 
 NEVER = 1 << 62
 
@@ -72,18 +74,9 @@ def _figures_from(
         while end < n and views[end].ms - views[end - 1].ms <= timeout:
             end += 1
         entry, last = views[first], views[end - 1]
-        entry_buckets = retained(entry.ms)
-        channel = entry.channel
-        by_channel = (("channel", channel),)
-        count(entry_buckets, "sessions", 1, (("channel", channel), ("device", entry.device)))
-        if channel == "ads":
-            count(entry_buckets, "ad_landings", 1, (("campaign", entry.campaign),))
-        for k in range(max(first, pairs_from), end - 1):
-            here = views[k]
-            on_page = retained(here.ms)
-            by_type = (("page_type", here.page_type),)
-            count(on_page, "time_on_page_ms", views[k + 1].ms - here.ms, by_type)
-            count(on_page, "time_on_page_views", 1, by_type)
+        entry_buckets = _visit_start(count, retained, entry)
+        _time_on_page(count, retained, views, max(first, pairs_from), end)
+        by_channel = (("channel", entry.channel),)
         if wm - last.ms > timeout:
             count(entry_buckets, "sessions_closed", 1, by_channel)
             count(entry_buckets, "session_views", end - first, by_channel)
@@ -95,6 +88,37 @@ def _figures_from(
             figures.rank(coarse(exit_buckets), "page_exits", last.page)
         first = end
     return figures
+
+
+Count = Callable[[tuple[Bucket, ...], str, int, Dims], None]
+"""Where figures go: :meth:`Figures.count` or, on the direct path, :meth:`BatchDelta.count_dims`."""
+
+
+def _visit_start(
+    count: Count, retained: Callable[[int], tuple[Bucket, ...]], entry: View
+) -> tuple[Bucket, ...]:
+    """A visit's start (per channel and device; an ad landing); returns its buckets."""
+    entry_buckets = retained(entry.ms)
+    count(entry_buckets, "sessions", 1, (("channel", entry.channel), ("device", entry.device)))
+    if entry.channel == "ads":
+        count(entry_buckets, "ad_landings", 1, (("campaign", entry.campaign),))
+    return entry_buckets
+
+
+def _time_on_page(
+    count: Count,
+    retained: Callable[[int], tuple[Bucket, ...]],
+    views: list[View],
+    first: int,
+    end: int,
+) -> None:
+    """Time on page of the views at ``first`` .. ``end - 2`` (to the next view), per page type."""
+    for k in range(first, end - 1):
+        here = views[k]
+        by_type = (("page_type", here.page_type),)
+        on_page = retained(here.ms)
+        count(on_page, "time_on_page_ms", views[k + 1].ms - here.ms, by_type)
+        count(on_page, "time_on_page_views", 1, by_type)
 
 
 def _changed_region(before: list[View], after: list[View], timeout: int) -> tuple[int, int]:
@@ -233,21 +257,10 @@ def _appended_to_open_visit(
     for k in range(first + 1, len(views)):
         if views[k].ms - views[k - 1].ms > timeout:
             return False  # a new visit starts
-    delta = ctx.delta
-    retained = ctx.retained
+    count = ctx.delta.count_dims
     if length_before == 0:
-        entry = views[0]
-        entry_buckets = retained(entry.ms)
-        dims = (("channel", entry.channel), ("device", entry.device))
-        delta.count_dims(entry_buckets, "sessions", 1, dims)
-        if entry.channel == "ads":
-            delta.count_dims(entry_buckets, "ad_landings", 1, (("campaign", entry.campaign),))
-    for k in range(first, len(views) - 1):
-        here = views[k]
-        on_page = retained(here.ms)
-        by_type = (("page_type", here.page_type),)
-        delta.count_dims(on_page, "time_on_page_ms", views[k + 1].ms - here.ms, by_type)
-        delta.count_dims(on_page, "time_on_page_views", 1, by_type)
+        _visit_start(count, ctx.retained, views[0])
+    _time_on_page(count, ctx.retained, views, first, len(views))
     return True
 
 

@@ -33,6 +33,7 @@ S = 1000
 DAY_START_MS = 1_794_326_400_000
 TODAY = Bucket(Granularity.DAY, DAY_START_MS // 1000)
 YESTERDAY = Bucket(Granularity.DAY, DAY_START_MS // 1000 - DAY)
+# Longer than the aggregator tests' retention: every bucket of a test stays retained.
 RETENTION = {
     Granularity.MINUTE: 40 * DAY,
     Granularity.HOUR: 40 * DAY,
