@@ -56,7 +56,7 @@ class KpiAggregator:
         """
         ctx = BatchContext(self.clock, self.config, BatchDelta(), memory, now_ms // 1000)
         delta = ctx.delta
-        wm_before = memory.watermark_ms
+        wm_before = ctx.watermark_before = memory.watermark_ms
         for event in events:
             delta.consumed += 1
             if isinstance(event, Rejection):

@@ -34,10 +34,14 @@ class BatchContext:
     memory: ShardMemory
     now_s: int
     _retained: dict[int, tuple[Bucket, ...]] = field(default_factory=dict)
+    watermark_before: int | None = None
+    """The shard's watermark when the batch began."""
     visits_touched: dict[str, int] = field(default_factory=dict)
     """Visitors this batch gave views to, and how many views each had before it."""
     visits_before: dict[str, list[View]] = field(default_factory=dict)
-    """The views before the batch of each visitor that got one out of order."""
+    """For each visitor that got a view out of the usual case (see
+    :func:`streams.aggregators.visits.add_view`), the views the batch's figures so far
+    stand on."""
     conversations_before: dict[str, list[Message]] = field(default_factory=dict)
     """The messages of each conversation this batch changed, as they were before it:
     the figures they gave are withdrawn and the new ones emitted at the end of the batch."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from streams.aggregators.context import BatchContext
 from streams.aggregators.delta import coarse, days
+from streams.aggregators.memory import View
 from streams.aggregators.visits import add_view
 from streams.events import Event
 from streams.timebuckets import Bucket
@@ -34,7 +35,7 @@ def page_view(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> N
         delta.rank(wide, "brand_views", event.text("brand"))
     elif page_type == "campaign":
         delta.add_distinct(buckets, "campaign_viewers", visitor, campaign=campaign)
-    add_view(ctx, event)
+    add_view(ctx, visitor, View(event.event_ms, page, page_type, channel, device, campaign))
 
 
 def click(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:

@@ -32,7 +32,6 @@ from streams.aggregators.context import BatchContext
 from streams.aggregators.delta import Dims, coarse
 from streams.aggregators.figures import Figures, emit_difference
 from streams.aggregators.memory import VISIT_TABLE, View, encode_views
-from streams.events import Event
 from streams.timebuckets import Bucket
 
 NEVER = 1 << 62
@@ -114,11 +113,17 @@ def _time_on_page(
 ) -> None:
     """Time on page of the views at ``first`` .. ``end - 2`` (to the next view), per page type."""
     for k in range(first, end - 1):
-        here = views[k]
-        by_type = (("page_type", here.page_type),)
-        on_page = retained(here.ms)
-        count(on_page, "time_on_page_ms", views[k + 1].ms - here.ms, by_type)
-        count(on_page, "time_on_page_views", 1, by_type)
+        _page_time(count, retained, views[k], views[k + 1])
+
+
+def _page_time(
+    count: Count, retained: Callable[[int], tuple[Bucket, ...]], here: View, after: View
+) -> None:
+    """Time on page of ``here`` (the gap to the next view of its visit), per page type."""
+    by_type = (("page_type", here.page_type),)
+    on_page = retained(here.ms)
+    count(on_page, "time_on_page_ms", after.ms - here.ms, by_type)
+    count(on_page, "time_on_page_views", 1, by_type)
 
 
 def _changed_region(before: list[View], after: list[View], timeout: int) -> tuple[int, int]:
@@ -146,122 +151,144 @@ def _changed_region(before: list[View], after: list[View], timeout: int) -> tupl
     return start, shared - 1
 
 
-def add_view(ctx: BatchContext, event: Event) -> None:
-    """Place a page view in its visitor's visits, unless it is too late to."""
+def add_view(ctx: BatchContext, visitor: str, view: View) -> None:
+    """Place a visitor's page view in their visits, unless it is too late to.
+
+    The usual case (a view in time order that extends a visit still open, or starts one)
+    emits its figures here: time on page, or a visit's start. Nothing emitted before
+    changes, so what the batch has emitted stays equal to :func:`visit_figures` of the
+    visitor's views at the watermark the batch began with, and :func:`settle_visits`
+    only adds what the watermark closes. Any other view marks the visitor for the
+    general path (withdraw and re-emit) at the end of the batch.
+    """
     memory = ctx.memory
     wm = memory.watermark_ms
-    if wm is not None and event.event_ms < wm - ctx.config.allowed_lateness_ms:
+    if wm is not None and view.ms < wm - ctx.config.allowed_lateness_ms:
         ctx.delta.too_late += 1
         return
-    get = event.attrs.get
-    visitor = get("visitor_id") or ""
     views = memory.visits.get(visitor)
     if views is None:
         views = memory.visits[visitor] = []
     touched = ctx.visits_touched
     if visitor not in touched:
         touched[visitor] = len(views)
-    view = View(
-        event.event_ms,
-        get("page") or "",
-        get("page_type") or "",
-        get("channel") or "",
-        get("device") or "",
-        get("campaign") or "",
-    )
+    changed = ctx.visits_before
+    if visitor not in changed:
+        wm_before = ctx.watermark_before
+        timeout = ctx.config.session_timeout_ms
+        if wm_before is None or wm_before - view.ms <= timeout:  # open at wm_before
+            if not views:
+                views.append(view)
+                _visit_start(ctx.delta.count_dims, ctx.retained, view)
+                return
+            last = views[-1]
+            if last <= view:
+                if view.ms - last.ms <= timeout:
+                    if wm_before is None or wm_before - last.ms <= timeout:
+                        views.append(view)  # extends a visit still open
+                        _page_time(ctx.delta.count_dims, ctx.retained, last, view)
+                        return
+                elif wm_before is not None and wm_before - last.ms > timeout:
+                    views.append(view)  # a new visit after one already closed
+                    _visit_start(ctx.delta.count_dims, ctx.retained, view)
+                    return
+        changed[visitor] = list(views)  # what the batch's figures so far stand on
     if not views or views[-1] <= view:
-        views.append(view)  # the usual case: in order
+        views.append(view)
     else:
-        if visitor not in ctx.visits_before:  # the views before the batch, kept aside
-            ctx.visits_before[visitor] = views[: touched[visitor]]
         insort(views, view)
 
 
 def settle_visits(ctx: BatchContext, wm_before: int | None, wm_after: int) -> None:
     """Settle the visitors this batch or the watermark changed.
 
-    Emits the change in the figures of every visitor whose views changed in this batch
-    or whose visits the watermark closed; forgets the visits no late view can reach.
+    Emits the change in the figures of every visitor whose views left the usual case in
+    this batch (see :func:`add_view`) or whose visits the watermark closed; stores the
+    views of every visitor touched; forgets the visits no late view can reach.
     """
     memory = ctx.memory
+    all_views = memory.visits
     due = memory.visits_due
+    due_now = due.pop_due(wm_after)
     touched = ctx.visits_touched
-    keys = set(touched)
-    keys.update(due.pop_due(wm_after))
+    changed = ctx.visits_before
     timeout = ctx.config.session_timeout_ms
+    lateness = ctx.config.allowed_lateness_ms
     horizon = forget_before(ctx, wm_after)
+    encoded = memory.visits_encoded
     delta = ctx.delta
-    for visitor in keys:
-        views = memory.visits.get(visitor)
-        if views is None:
+    for visitor, length_before in touched.items():
+        views = all_views[visitor]
+        before = changed.get(visitor)
+        if before is not None:
+            _settle(ctx, before, views, wm_before, wm_after)
+        elif wm_after - views[-1].ms > timeout:
+            # Only the last visit can have been open: any earlier one ended before a
+            # view the watermark had passed. Its figures so far are those at wm_before.
+            _settle(ctx, views, views, wm_before, wm_after)
+        forgotten = _forgettable(views, timeout, horizon) if views[0].ms + timeout < horizon else 0
+        if forgotten:
+            del views[:forgotten]
+            if not views:
+                _drop(ctx, visitor)
+                continue
+            text = encode_views(views)
+        elif before is None and length_before and visitor in encoded:
+            # Views appended in order: the stored text gains only their encoding.
+            text = encoded[visitor][:-1] + "," + encode_views(views[length_before:])[1:]
+        else:
+            text = encode_views(views)
+        encoded[visitor] = text
+        delta.put_state(VISIT_TABLE, visitor, text)
+        due.schedule(visitor, _next_due(views, timeout, lateness, wm_after))
+    for visitor in due_now:
+        if visitor in touched:
             continue
-        length_before = touched.get(visitor)
-        appended = (
-            length_before is not None
-            and visitor not in ctx.visits_before
-            and _appended_to_open_visit(ctx, views, length_before, wm_before, wm_after)
-        )
-        if not appended:
-            if length_before is None:
-                before_views = views
-            else:
-                before_views = ctx.visits_before.get(visitor) or views[:length_before]
-            start, pairs_from = _changed_region(before_views, views, timeout)
-            before = _figures_from(ctx, before_views, start, pairs_from, wm_before)
-            after = _figures_from(ctx, views, start, pairs_from, wm_after)
-            if emit_difference(delta, before, after):
-                delta.retractions += 1
-        # Forget leading visits that no view within the lateness can reach any more.
-        keep = 0
-        if views[0].ms + timeout < horizon:
-            for k in range(1, len(views) + 1):
-                if k == len(views) or views[k].ms - views[k - 1].ms > timeout:
-                    if views[k - 1].ms + timeout < horizon:
-                        keep = k
-                    else:
-                        break
-        if keep:
-            del views[:keep]
-        if not views:
-            del memory.visits[visitor]
-            memory.visits_encoded.pop(visitor, None)
-            delta.delete_state(VISIT_TABLE, visitor)
+        kept = all_views.get(visitor)
+        if kept is None:
             continue
-        if keep or length_before is not None:
-            encoded = memory.visits_encoded
-            if appended and not keep and length_before and visitor in encoded:
-                # Views appended in order: the stored text gains only their encoding.
-                text = encoded[visitor][:-1] + "," + encode_views(views[length_before:])[1:]
-            else:
-                text = encode_views(views)
-            encoded[visitor] = text
+        views = kept
+        _settle(ctx, views, views, wm_before, wm_after)
+        forgotten = _forgettable(views, timeout, horizon)
+        if forgotten:
+            del views[:forgotten]
+            if not views:
+                _drop(ctx, visitor)
+                continue
+            encoded[visitor] = text = encode_views(views)
             delta.put_state(VISIT_TABLE, visitor, text)
-        due.schedule(visitor, _next_due(views, timeout, ctx.config.allowed_lateness_ms, wm_after))
+        due.schedule(visitor, _next_due(views, timeout, lateness, wm_after))
 
 
-def _appended_to_open_visit(
-    ctx: BatchContext, views: list[View], length_before: int, wm_before: int | None, wm: int
-) -> bool:
-    """Emit the figures of views appended in time order to one visit still open, if so.
+def _settle(
+    ctx: BatchContext, before: list[View], after: list[View], wm_before: int | None, wm: int
+) -> None:
+    """Emit the change from the figures of ``before`` at ``wm_before`` to ``after`` at ``wm``."""
+    start, pairs_from = _changed_region(before, after, ctx.config.session_timeout_ms)
+    was = _figures_from(ctx, before, start, pairs_from, wm_before)
+    now = _figures_from(ctx, after, start, pairs_from, wm)
+    if emit_difference(ctx.delta, was, now):
+        ctx.delta.retractions += 1
 
-    The hot path (a visitor's views arriving in order, the visit going on): only the
-    new time on page and, for a new visitor, the visit's start change; nothing emitted
-    before is withdrawn. Returns False, emitting nothing, in every other case.
-    """
-    timeout = ctx.config.session_timeout_ms
-    if wm - views[-1].ms > timeout:
-        return False  # the visit closes: the general path
-    first = max(length_before - 1, 0)
-    if length_before and (wm_before is None or wm_before - views[first].ms > timeout):
-        return False  # it was closed before
-    for k in range(first + 1, len(views)):
-        if views[k].ms - views[k - 1].ms > timeout:
-            return False  # a new visit starts
-    count = ctx.delta.count_dims
-    if length_before == 0:
-        _visit_start(count, ctx.retained, views[0])
-    _time_on_page(count, ctx.retained, views, first, len(views))
-    return True
+
+def _forgettable(views: list[View], timeout: int, horizon: int) -> int:
+    """How many leading views make visits that no view within the lateness can reach."""
+    keep = 0
+    if views[0].ms + timeout < horizon:
+        for k in range(1, len(views) + 1):
+            if k == len(views) or views[k].ms - views[k - 1].ms > timeout:
+                if views[k - 1].ms + timeout < horizon:
+                    keep = k
+                else:
+                    break
+    return keep
+
+
+def _drop(ctx: BatchContext, visitor: str) -> None:
+    """Forget a visitor whose visits are all beyond the lateness."""
+    del ctx.memory.visits[visitor]
+    ctx.memory.visits_encoded.pop(visitor, None)
+    ctx.delta.delete_state(VISIT_TABLE, visitor)
 
 
 def _next_due(views: list[View], timeout: int, lateness: int, wm: int) -> int:
