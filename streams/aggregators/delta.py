@@ -178,6 +178,18 @@ class BatchDelta:
             else:
                 found.add(member)
 
+    def add_distinct_dims(
+        self, buckets: tuple[Bucket, ...], name: str, member: str, dims: Dims
+    ) -> None:
+        """:meth:`add_distinct` with the dimensions as (name, value) pairs."""
+        if buckets:
+            key = (buckets, name, dims)
+            found = self._members.get(key)
+            if found is None:
+                self._members[key] = {member}
+            else:
+                found.add(member)
+
     def rank(self, buckets: tuple[Bucket, ...], name: str, member: str, n: int = 1) -> None:
         """Add ``n`` to ``member``'s score in the ranking ``name``."""
         if member and buckets:

@@ -21,15 +21,16 @@ def page_view(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> N
     get = event.attrs.get  # the hottest handler: each field read once (absent or None: "")
     visitor, page, page_type = get("visitor_id") or "", get("page") or "", get("page_type") or ""
     channel, device, campaign = get("channel") or "", get("device") or "", get("campaign") or ""
-    delta.count(
-        buckets, "pv", channel=channel, page_type=page_type, device=device, campaign=campaign
-    )
-    delta.add_distinct(buckets, "uv", visitor, channel=channel, device=device, campaign=campaign)
+    # Dimensions as tuples rather than keywords: the hottest handler (same keys, less work).
+    by_type = (("page_type", page_type),)
+    by_source = (("channel", channel), ("device", device), ("campaign", campaign))
+    delta.count_dims(buckets, "pv", 1, by_source[:1] + by_type + by_source[1:])
+    delta.add_distinct_dims(buckets, "uv", visitor, by_source)
     delta.add_distinct(days(buckets), "unique_pv", visitor + UNIQUE_PV_SEPARATOR + page)
     wide = coarse(buckets)
     delta.rank(wide, "page_views", page)
     if page_type == "product":
-        delta.add_distinct(buckets, "product_viewers", visitor, channel=channel)
+        delta.add_distinct_dims(buckets, "product_viewers", visitor, (("channel", channel),))
         delta.rank(wide, "product_views", event.text("product_id"))
         delta.rank(wide, "category_views", event.text("category"))
         delta.rank(wide, "brand_views", event.text("brand"))

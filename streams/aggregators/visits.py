@@ -233,9 +233,9 @@ def settle_visits(ctx: BatchContext, wm_before: int | None, wm_after: int) -> No
                 _drop(ctx, visitor)
                 continue
             text = encode_views(views)
-        elif before is None and length_before and visitor in encoded:
+        elif before is None and length_before and (stored := encoded.get(visitor)):
             # Views appended in order: the stored text gains only their encoding.
-            text = encoded[visitor][:-1] + "," + encode_views(views[length_before:])[1:]
+            text = stored[:-1] + "," + encode_views(views[length_before:])[1:]
         else:
             text = encode_views(views)
         encoded[visitor] = text
