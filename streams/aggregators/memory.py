@@ -24,6 +24,9 @@ CONVERSATION_TABLE = "chat"
 """A conversation's messages still open to late events (replaces ``conversation``)."""
 COMPLAINT_TABLE = "complaint"
 STATE_TABLES = (VISIT_TABLE, CONVERSATION_TABLE, COMPLAINT_TABLE)
+LEGACY_STATE_TABLES = ("session", "conversation")
+"""State tables of versions before the allowed lateness: running summaries (one session
+per visitor, one summary per conversation), which cannot be turned back into events."""
 WAITING_ZSET = "waiting"
 AGENT_OPEN_TALLY = "agent_open"
 

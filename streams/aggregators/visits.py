@@ -90,7 +90,8 @@ def _figures_from(
 
 
 Count = Callable[[tuple[Bucket, ...], str, int, Dims], None]
-"""Where figures go: :meth:`Figures.count` or, on the direct path, :meth:`BatchDelta.count_dims`."""
+"""Where figures go: :meth:`Figures.count`, or :meth:`BatchDelta.count_dims` for a view
+placed as it arrives (:func:`add_view`)."""
 
 
 def _visit_start(

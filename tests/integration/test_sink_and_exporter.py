@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from pathlib import Path
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from streams.events import RejectReason
-from streams.keys import Shard
+from streams.keys import KeyLayout, Shard
 from streams.pipeline import BatchOutcome, DeadLetterList, Record
 from streams.runtime import batch_processor, kpi_collector
 from streams.settings import Settings
@@ -355,3 +357,60 @@ def test_exporter_answers_with_up_zero_when_redis_is_unreachable(stack: Stack, a
     got = collect(settings, at.s)
     assert got[("shop_exporter_redis_up", "", "")] == 0
     assert not any(name == "shop_page_views" for name, _, _ in got)
+
+
+def test_state_of_an_earlier_version_is_dropped_at_the_upgrade(
+    stack: Stack, at: At, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Running summaries written before the allowed lateness, with the live sets they fed,
+    are dropped when a shard is loaded; this version's figures start from its own events."""
+    settings = settings_for(stack)
+    layout = KeyLayout(settings.redis_prefix)
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    started = at.ms - 600_000
+    # As the earlier version stored them: a session open 10 minutes, a conversation
+    # waiting for two days, an agent holding it.
+    client.hset(
+        layout.state(CLICKS, "session"),
+        "old-visitor",
+        json.dumps([started, started + 60_000, 2, "/", "home", "search", "pc", ""]),
+    )
+    waiting_since = at.ms - 2 * 86_400_000
+    client.hset(
+        layout.state(CHAT, "conversation"),
+        "old-c",
+        json.dumps([waiting_since, waiting_since, waiting_since, waiting_since, False, "bob"]),
+    )
+    client.zadd(layout.live_set(CHAT, "waiting"), {"old-c": waiting_since})
+    client.hset(layout.tally(CHAT, "agent_open"), "bob", 1)
+    views = [at.view("a", "search", 30)]
+    chat = [
+        at.doc("customer_message", 50, conversation_id="c9"),
+        at.doc("customer_message", 40, conversation_id="c8"),
+        at.doc("agent_message", 35, conversation_id="c8", agent_id="ann"),
+    ]
+    batches = [
+        (CLICKS, [Record(i, v) for i, v in enumerate(views)]),
+        (CHAT, [Record(i, v) for i, v in enumerate(chat)]),
+    ]
+    with caplog.at_level(logging.WARNING, logger="streams.sink"):
+        asyncio.run(run_batches(settings, batches, at.ms))
+    assert client.exists(layout.state(CLICKS, "session"), layout.state(CHAT, "conversation")) == 0
+    assert client.zrange(layout.live_set(CHAT, "waiting"), 0, -1) == ["c9"]
+    assert client.hgetall(layout.tally(CHAT, "agent_open")) == {"ann": "1"}
+    assert sorted(client.hkeys(layout.state(CLICKS, "visit"))) == ["a"]
+    assert "earlier version" in caplog.text
+    got = collect(settings, at.s)
+    assert got[("shop_cs_waiting_customers", "", "")] == 1
+    assert got[("shop_cs_longest_wait_seconds", "", "")] == pytest.approx(50)
+    assert got[("shop_cs_agents_busy", "", "")] == 1
+    assert got[("shop_sessions", "day", "")] == 1
+
+    # An old worker writing again after this version took over: its tables go, this
+    # version's live entries (which the shard's conversations now back) stay.
+    client.hset(layout.state(CHAT, "conversation"), "old-c", "[]")
+    more = [at.doc("customer_message", 20, conversation_id="c7")]
+    asyncio.run(run_batches(settings, [(CHAT, [Record(3, more[0])])], at.ms))
+    assert client.exists(layout.state(CHAT, "conversation")) == 0
+    assert client.zrange(layout.live_set(CHAT, "waiting"), 0, -1) == ["c9", "c7"]
+    assert collect(settings, at.s)[("shop_cs_waiting_customers", "", "")] == 2
