@@ -33,7 +33,25 @@ Doc = dict[str, Any]
 SESSION_TIMEOUT_MS = 1_800_000
 """A view strictly more than this after the visitor's previous view starts a new session."""
 SLA_MS = 30_000
-RESPONSE_BINS_S = (5, 10, 15, 30, 60, 120, 300, 600)
+RESPONSE_BINS_S = (
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1200,
+    1800,
+    3600,
+    7200,
+    14400,
+    28800,
+    43200,
+    86400,
+    172800,
+)
 GRANULARITIES = ("m", "h", "d", "w", "M")
 RANKED = ("h", "d", "w", "M")  # rankings are not kept per minute
 REPEAT = ("d", "w", "M")  # repeat purchase and new-member payers
@@ -1323,6 +1341,34 @@ STATELESS_TYPES = frozenset(
 )
 """Event types whose figures need no visit or conversation: they may come later than
 the allowed lateness and still count exactly."""
+
+
+ORDER_KEYED_TYPES = frozenset({"order_created", "order_paid", "order_cancelled", "order_refunded"})
+"""Order events that count once per order id, whatever their event ids."""
+
+
+def resend_orders(
+    messages: list[tuple[bytes, bytes]], seed: int, share: float, truth: ShopTruth
+) -> list[tuple[bytes, bytes]]:
+    """The orders topic's messages with a ``share`` of its order events sent twice.
+
+    Each copy carries a new event id and everything else of the original (a retried
+    payment webhook, a reloaded confirmation page), right after it; the service must
+    refuse it (``duplicate_order_event``), which ``truth`` now expects. The same
+    arguments give the same messages.
+    """
+    rng = random.Random(seed)
+    out: list[tuple[bytes, bytes]] = []
+    for key, value in messages:
+        out.append((key, value))
+        try:
+            doc = json.loads(value)
+        except ValueError:
+            continue  # an invalid message: never resent
+        if doc.get("type") in ORDER_KEYED_TYPES and rng.random() < share:
+            out.append((key, _encode({**doc, "event_id": f"{doc['event_id']}-resent"})))
+            truth.record_rejected("orders", "duplicate_order_event")
+    return out
 
 
 def disorder(

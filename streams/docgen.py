@@ -58,7 +58,11 @@ literals), `not_an_object`, `unsupported_schema`, `unknown_type`,
 retention), `too_far_in_future` (more than `KPI_MAX_FUTURE_SKEW_SECONDS` ahead
 of the worker's clock), `duplicate_event_id` (an `event_id` already accepted on
 the same partition for an event with the same event time, within
-`KPI_DEDUPE_MINUTES`, default 10; 0 turns the check off).
+`KPI_DEDUPE_MINUTES`, default 10; 0 turns the check off), `duplicate_order_event`
+(an order's `order_created`, `order_paid`, `order_cancelled` or `order_refunded`
+when that order id already had one, whatever its `event_id`, within
+`KPI_ORDER_DEDUPE_DAYS` of event time, default 3: a resent webhook, a reloaded
+confirmation page, or a second, different payment of the same order).
 
 Dead letters are published at least once: a worker killed between publishing
 and applying a batch publishes that batch's rejections again after restart
@@ -180,8 +184,8 @@ tail is therefore approximate.
 | `shop_sales_completion` | window (day, week, month, yesterday, last_week, last_month) | 销售额完成率: GMV / target, when `KPI_GMV_TARGET_DAY` / `_WEEK` / `_MONTH` (yuan) is set |
 | `shop_gmv_target_yuan` | window | the target itself |
 | `shop_orders_growth`, `shop_gmv_growth` | window (day, week, month) | 订单量增长: (paid orders so far − the previous complete period) / previous period |
-| `shop_cs_response_seconds`, `shop_cs_first_response_seconds` | window, le | gauge histograms (`_bucket`, `_gcount`, `_gsum`) of response and first response times; p90: `histogram_quantile(0.9, shop_cs_first_response_seconds_bucket{window="30m"})` |
-| `shop_cs_waiting_customers` | | customers waiting for an agent's reply now |
+| `shop_cs_response_seconds`, `shop_cs_first_response_seconds` | window, le | gauge histograms (`_bucket`, `_gcount`, `_gsum`) of response and first response times, 18 bins from 5 s to 2 days (`le` 5, 10, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, +Inf): a quantile lies in the bin of the true one; 400 series in all (10 windows × 2 histograms × 20), 180 more than when the bins stopped at 600 s, and a bin's Redis field is written only once a response falls in it; p90: `histogram_quantile(0.9, shop_cs_first_response_seconds_bucket{window="30m"})` |
+| `shop_cs_waiting_customers` | | customers waiting for an agent's reply now; like the four below, only conversations alive now (a message within `KPI_CONVERSATION_TIMEOUT_HOURS` before the exporter's clock), so replayed history or a conversation whose events stopped never counts |
 | `shop_cs_longest_wait_seconds` | | longest current wait (0 when nobody waits) |
 | `shop_cs_agents_busy` | | agents holding at least one conversation |
 | `shop_cs_agents_over_cap` | | agents holding more than `KPI_AGENT_CAP` (5) conversations |

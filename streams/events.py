@@ -56,6 +56,7 @@ class RejectReason(enum.StrEnum):
     TOO_OLD = "too_old"
     TOO_FAR_IN_FUTURE = "too_far_in_future"
     DUPLICATE_EVENT_ID = "duplicate_event_id"
+    DUPLICATE_ORDER_EVENT = "duplicate_order_event"
 
 
 class Kind(enum.Enum):

@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 
 from streams.aggregators.chat import RESPONSE_BINS_S
 from streams.aggregators.delta import ANY, field, parse_field
-from streams.aggregators.memory import AGENT_OPEN_TALLY, WAITING_ZSET
+from streams.aggregators.memory import HOLDING_ZSET, LIVE_SEPARATOR, WAITING_ZSET
 from streams.catalogue import (
     COUNTERS,
     DISTINCT,
@@ -295,30 +295,25 @@ class _Scrape:
                         True,
                         into=partial(_add_zset, rankings[(window.name, comp.name)]),
                     )
-        waiting_count = 0
-        oldest_wait: list[float] = []
-        agents: Counter[str] = Counter()
+        waits: list[str] = []
+        holds: list[str] = []
+        # Only conversations alive now (ending after now): replayed history never is.
+        alive = f"({int(self.now * 1000)}"
         repeat_lifetime: Counter[str] = Counter()
-
-        def add_waiting(r: object) -> None:
-            nonlocal waiting_count
-            waiting_count += int(r)  # type: ignore[call-overload]
-
         for shard in chats:
-            read(pipe.zcard, self.layout.live_set(shard, WAITING_ZSET), into=add_waiting)
             read(
-                pipe.zrange,
+                pipe.zrangebyscore,
                 self.layout.live_set(shard, WAITING_ZSET),
-                0,
-                0,
-                False,
-                True,
-                into=partial(_extend_scores, oldest_wait),
+                alive,
+                "+inf",
+                into=partial(_extend_members, waits),
             )
             read(
-                pipe.hgetall,
-                self.layout.tally(shard, AGENT_OPEN_TALLY),
-                into=partial(_add_hash, agents),
+                pipe.zrangebyscore,
+                self.layout.live_set(shard, HOLDING_ZSET),
+                alive,
+                "+inf",
+                into=partial(_extend_members, holds),
             )
         for shard in live_visitors:
             read(
@@ -340,7 +335,7 @@ class _Scrape:
         if history:
             return families
         families += self._ranking_families(rankings, exits)
-        families += self._live_families(waiting_count, oldest_wait, agents, repeat_lifetime)
+        families += self._live_families(waits, holds, repeat_lifetime)
         families += ops.families(self.now)
         return families
 
@@ -560,17 +555,20 @@ class _Scrape:
         return [*families, rate, views]
 
     def _live_families(
-        self, waiting: int, oldest: list[float], agents: Counter[str], lifetime: Counter[str]
+        self, waits: list[str], holds: list[str], lifetime: Counter[str]
     ) -> list[Metric]:
+        """Gauges of now, from the members of the live sets alive now (see WAITING_ZSET)."""
         waiting_f = GaugeMetricFamily(
             "shop_cs_waiting_customers", "Customers waiting for an agent's reply now."
         )
-        waiting_f.add_metric([], waiting)
+        waiting_f.add_metric([], len(waits))
         longest = GaugeMetricFamily(
             "shop_cs_longest_wait_seconds", "Longest current wait (0 when nobody waits)."
         )
-        longest.add_metric([], max(0.0, self.now - min(oldest) / 1000) if oldest else 0.0)
-        open_counts = [n for n in agents.values() if n > 0]
+        since = min((int(m.partition(LIVE_SEPARATOR)[0]) for m in waits), default=None)
+        longest.add_metric([], 0.0 if since is None else max(0.0, self.now - since / 1000))
+        agents = Counter(m.partition(LIVE_SEPARATOR)[0] for m in holds)
+        open_counts = list(agents.values())
         busy = GaugeMetricFamily("shop_cs_agents_busy", "Agents holding a conversation now.")
         busy.add_metric([], len(open_counts))
         over = GaugeMetricFamily(
@@ -746,8 +744,9 @@ def _add_zset(target: Counter[str], reply: object) -> None:
     target.update(_zset(reply))
 
 
-def _extend_scores(target: list[float], reply: object) -> None:
-    target.extend(float(score) for score in _zset(reply).values())
+def _extend_members(target: list[str], reply: object) -> None:
+    if isinstance(reply, list):
+        target.extend(m.decode() if isinstance(m, bytes) else str(m) for m in reply)
 
 
 __all__ = ["KpiCollector", "Labels", "Window", "parse_field", "windows_at"]

@@ -16,7 +16,9 @@ epoch seconds)::
     P:{S}:t:<name>               hash    running tallies: buyer_paid, repeat_lifetime, agent_open
     P:{S}:s:<table>              hash    state: visit (a visitor's views), chat (a conversation's
                                          messages), complaint (opened,resolved ms)
-    P:{S}:z:<name>               zset    live sets: waiting (conversation -> waiting since, ms)
+    P:{S}:z:<name>               zset    live sets: waits (waiting since ms, US, conversation),
+                                         holds (agent, US, conversation); US is the unit
+                                         separator 0x1f; scored by when it ends (ms)
     P:{S}:seen:<minute>          set     event ids accepted with event time in that minute
                                          (duplicate detection; expire after the horizon)
 
@@ -109,6 +111,21 @@ class KeyLayout:
     def live_set(self, shard: Shard, name: str) -> str:
         """A live sorted set of ``shard``."""
         return f"{self._tag(shard)}:z:{name}"
+
+    def obsolete(self, shard: Shard) -> list[str]:
+        """Keys of ``shard`` that earlier versions wrote and this one never reads.
+
+        The running summaries kept before the allowed lateness (one session per visitor,
+        one summary per conversation), which cannot be turned back into events, and the
+        live sets without the time each conversation ends (``waiting``, ``agent_open``).
+        """
+        tag = self._tag(shard)
+        return [
+            f"{tag}:s:session",
+            f"{tag}:s:conversation",
+            f"{tag}:z:waiting",
+            f"{tag}:t:agent_open",
+        ]
 
 
 OPS_CONSUMED = "consumed"

@@ -214,6 +214,12 @@ class BatchProcessor:
                     published.add(record.offset)
         # The aggregator changes the memory in place; it is only kept if the apply lands.
         delta = self.aggregator.aggregate(decoded, stored.memory, now_ms)
+        for position, refusal in delta.refused:  # repeated order events
+            record = fresh[position]
+            rejected += 1
+            if record.offset not in published:
+                await self.dead_letters.publish(shard, record.offset, refusal, record.value)
+                published.add(record.offset)
         if self.dedupe:
             record_seen_ids(delta, decoded)
         return PreparedBatch(

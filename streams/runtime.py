@@ -70,6 +70,7 @@ def aggregator(settings: Settings) -> KpiAggregator:
             session_timeout_ms=settings.visit_timeout_minutes * 60_000,
             conversation_timeout_ms=settings.conversation_timeout_hours * 3_600_000,
             allowed_lateness_ms=settings.allowed_lateness_seconds * 1000,
+            order_dedupe_ms=settings.order_dedupe_days * 86_400_000,
             sla_ms=settings.sla_seconds * 1000,
         ),
     )

@@ -69,6 +69,7 @@ class Settings:
     late_after_seconds: int = 60
     allowed_lateness_seconds: int = 3 * 3_600
     dedupe_minutes: int = 10
+    order_dedupe_days: int = 3
     visit_timeout_minutes: int = 30
     conversation_timeout_hours: int = 24
     sla_seconds: int = 30
@@ -114,6 +115,7 @@ class Settings:
             "visit_timeout_minutes",
             "conversation_timeout_hours",
             "allowed_lateness_seconds",
+            "order_dedupe_days",
             "top_n",
         ):
             if getattr(self, name) <= 0:

@@ -22,13 +22,7 @@ import redis
 import redis.asyncio as aioredis
 
 from streams.aggregators import BatchDelta, ShardMemory, field
-from streams.aggregators.memory import (
-    AGENT_OPEN_TALLY,
-    CONVERSATION_TABLE,
-    LEGACY_STATE_TABLES,
-    STATE_TABLES,
-    WAITING_ZSET,
-)
+from streams.aggregators.memory import STATE_TABLES
 from streams.keys import (
     BUYER_PAID_TALLY,
     OPS_CONSUMED,
@@ -244,35 +238,29 @@ class RedisSink:
             pipe.mget([self.layout.applied(shard), self.layout.watermark(shard)])
             for table in STATE_TABLES:
                 pipe.hgetall(self.layout.state(shard, table))
-            pipe.exists(*(self.layout.state(shard, table) for table in LEGACY_STATE_TABLES))
-            _, (applied, watermark), *tables, legacy = await pipe.execute()
+            pipe.exists(*self.layout.obsolete(shard))
+            _, (applied, watermark), *tables, obsolete = await pipe.execute()
         decoded = {
             table: {_text(k): v for k, v in rows.items()}
             for table, rows in zip(STATE_TABLES, tables, strict=True)
         }
-        if legacy:
-            await self._drop_legacy_state(shard, keep_live=bool(decoded[CONVERSATION_TABLE]))
+        if obsolete:
+            await self._drop_obsolete(shard)
         return StoredShard(_opt_int(applied), ShardMemory.from_tables(_opt_int(watermark), decoded))
 
-    async def _drop_legacy_state(self, shard: Shard, keep_live: bool) -> None:
-        """The upgrade from a version before the allowed lateness, once per shard.
+    async def _drop_obsolete(self, shard: Shard) -> None:
+        """The upgrade from an earlier version: drop what it kept that this one cannot use.
 
-        Its running summaries cannot be turned back into the events this version keeps,
-        so they are dropped, with "customers waiting" and agent concurrency, which this
-        version rebuilds from the conversations it sees (an old entry would never be
-        answered). Those two stay if this version already keeps conversations of the
-        shard (``keep_live``): then they hold its entries too. Visits and conversations
-        open at the upgrade are not continued (``docs/operations.md``).
+        Its running sessions and conversation summaries cannot be turned back into the
+        events this version keeps; its live sets lack the time each conversation ends
+        (this version writes its own from the conversations it sees). Visits and
+        conversations open at the upgrade are not continued (``docs/operations.md``).
         """
-        layout = self.layout
-        keys = [layout.state(shard, table) for table in LEGACY_STATE_TABLES]
-        if not keep_live:
-            keys += [layout.live_set(shard, WAITING_ZSET), layout.tally(shard, AGENT_OPEN_TALLY)]
+        keys = self.layout.obsolete(shard)
         dropped = await self.client.delete(*keys)
         log.warning(
-            "shard %s: dropped %d keys of an earlier version's visit and conversation state "
-            "(%s); visits and conversations open at the upgrade are not continued "
-            "(docs/operations.md)",
+            "shard %s: dropped %d keys an earlier version wrote (%s); visits and "
+            "conversations open at the upgrade are not continued (docs/operations.md)",
             shard.id,
             dropped,
             ", ".join(keys),

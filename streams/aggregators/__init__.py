@@ -14,7 +14,7 @@ from streams.aggregators import chat, marketing, orders, traffic, visits
 from streams.aggregators.context import AggregatorConfig, BatchContext
 from streams.aggregators.delta import ANY, BatchDelta, field, parse_field
 from streams.aggregators.memory import ShardMemory
-from streams.events import Event, Rejection
+from streams.events import Event, Rejection, RejectReason
 from streams.timebuckets import Bucket, BucketClock
 
 __all__ = [
@@ -50,17 +50,27 @@ class KpiAggregator:
 
         An event more than ``late_after_ms`` behind the shard's watermark still
         counts in every retained bucket, and is counted as late; one more than the
-        allowed lateness behind joins no visit or conversation (``too_late``). Buckets whose
+        allowed lateness behind joins no visit or conversation (``too_late``). An order
+        event its order had before counts nowhere: it is in ``delta.refused``. Buckets whose
         retention ended before ``now_ms`` are skipped. ``memory`` is changed in
         place: a caller whose apply is refused must reload it.
         """
         ctx = BatchContext(self.clock, self.config, BatchDelta(), memory, now_ms // 1000)
         delta = ctx.delta
         wm_before = ctx.watermark_before = memory.watermark_ms
-        for event in events:
+        repeatable = orders.ORDER_KINDS
+        for position, event in enumerate(events):
             delta.consumed += 1
             if isinstance(event, Rejection):
                 delta.rejected[event.reason] += 1
+                continue
+            if event.type in repeatable and not orders.first_of_its_kind(ctx, event):
+                refusal = Rejection(
+                    RejectReason.DUPLICATE_ORDER_EVENT,
+                    f"{event.type} of order {event.text('order_id')[:64]!r} counted before",
+                )
+                delta.rejected[refusal.reason] += 1
+                delta.refused.append((position, refusal))
                 continue
             wm = memory.watermark_ms
             if wm is not None and event.event_ms < wm - self.config.late_after_ms:
@@ -73,6 +83,7 @@ class KpiAggregator:
             # with the watermark, at the end of the batch, the same whatever its size.
             visits.settle_visits(ctx, wm_before, memory.watermark_ms)
             chat.settle_conversations(ctx, wm_before, memory.watermark_ms)
+            orders.forget_orders(ctx, memory.watermark_ms)
         delta.watermark_ms = memory.watermark_ms
         return delta
 

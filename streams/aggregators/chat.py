@@ -15,7 +15,7 @@ conversations are tallied for concurrency.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from dataclasses import dataclass
 
 from streams.aggregators import visits
@@ -23,12 +23,13 @@ from streams.aggregators.context import BatchContext
 from streams.aggregators.figures import Figures, emit_difference
 from streams.aggregators.memory import (
     AGENT,
-    AGENT_OPEN_TALLY,
     BOT,
     CLOSE,
     COMPLAINT_TABLE,
     CONVERSATION_TABLE,
     CUSTOMER,
+    HOLDING_ZSET,
+    LIVE_SEPARATOR,
     WAITING_ZSET,
     Complaint,
     Message,
@@ -38,16 +39,38 @@ from streams.aggregators.visits import NEVER
 from streams.events import Event
 from streams.timebuckets import Bucket
 
-RESPONSE_BINS_S = (5, 10, 15, 30, 60, 120, 300, 600)
-"""Upper bounds of the response-time histogram bins (seconds); one more bin is +Inf."""
+RESPONSE_BINS_S = (
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1200,
+    1800,
+    3600,
+    7200,
+    14400,
+    28800,
+    43200,
+    86400,
+    172800,
+)
+"""Upper bounds of the response-time histogram bins (seconds); one more bin is +Inf.
+
+From seconds (chat, the 30-second SLA) to two days (e-mail, social media): a quantile
+read from them (PromQL ``histogram_quantile``, the report) lies in the bin holding the
+true one, so it is off by less than that bin's width. 18 bins per window and histogram.
+"""
+_BIN_BOUNDS_MS = tuple(bound * 1000 for bound in RESPONSE_BINS_S)
+_BIN_LABELS = (*(str(bound) for bound in RESPONSE_BINS_S), "+Inf")
 
 
 def bin_label(duration_ms: int) -> str:
     """The ``le`` label of the histogram bin holding ``duration_ms``."""
-    for bound in RESPONSE_BINS_S:
-        if duration_ms <= bound * 1000:
-            return str(bound)
-    return "+Inf"
+    return _BIN_LABELS[bisect_left(_BIN_BOUNDS_MS, duration_ms)]
 
 
 def _add(ctx: BatchContext, event: Event, kind: int, agent: str = "") -> None:
@@ -209,16 +232,13 @@ def settle_conversations(ctx: BatchContext, wm_before: int | None, wm_after: int
         after = conversation_figures(ctx, messages, wm_after)
         if emit_difference(delta, before.figures, after.figures):
             delta.retractions += 1
-        if after.waiting_since_ms != before.waiting_since_ms:
-            if after.waiting_since_ms is None:
-                delta.delete_zset(WAITING_ZSET, key)
-            else:
-                delta.put_zset(WAITING_ZSET, key, after.waiting_since_ms)
-        if after.agent != before.agent:
-            if before.agent:
-                delta.tallies[(AGENT_OPEN_TALLY, before.agent)] -= 1
-            if after.agent:
-                delta.tallies[(AGENT_OPEN_TALLY, after.agent)] += 1
+        was = _live_entries(ctx, key, before, before_messages)
+        now = _live_entries(ctx, key, after, messages)
+        for entry in was.keys() - now.keys():
+            delta.delete_zset(*entry)
+        for entry, ends_ms in now.items():
+            if was.get(entry) != ends_ms:
+                delta.put_zset(*entry, ends_ms)
         keep = 0
         for end_index, end_ms in after.segments:
             if end_ms >= horizon:
@@ -237,6 +257,25 @@ def settle_conversations(ctx: BatchContext, wm_before: int | None, wm_after: int
         if after.waiting_since_ms is not None or after.agent:  # until the timeout ends them
             due_at = min(due_at, messages[-1].ms + ctx.config.conversation_timeout_ms)
         due.schedule(key, due_at)
+
+
+def _live_entries(
+    ctx: BatchContext, key: str, open_part: Conversations, messages: list[Message]
+) -> dict[tuple[str, str], int]:
+    """The live-set entries of a conversation still open: (set, member) -> when it ends.
+
+    It ends, unless a message comes, the conversation timeout after its last message.
+    """
+    out: dict[tuple[str, str], int] = {}
+    if open_part.waiting_since_ms is None and not open_part.agent:
+        return out
+    ends_ms = messages[-1].ms + ctx.config.conversation_timeout_ms
+    if open_part.waiting_since_ms is not None:
+        member = f"{open_part.waiting_since_ms}{LIVE_SEPARATOR}{key}"
+        out[(WAITING_ZSET, member)] = ends_ms
+    if open_part.agent:
+        out[(HOLDING_ZSET, f"{open_part.agent}{LIVE_SEPARATOR}{key}")] = ends_ms
+    return out
 
 
 def complaint_opened(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:

@@ -22,6 +22,9 @@ class AggregatorConfig:
     """How far behind the watermark an event may be and still join (and correct) its visit
     or conversation."""
     sla_ms: int = 30_000
+    order_dedupe_ms: int = 3 * 86_400_000
+    """How long (event time, behind the watermark) an order id's events are remembered, so
+    that a copy with a new event id is refused."""
 
 
 @dataclass

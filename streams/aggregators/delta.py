@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from functools import lru_cache
 
-from streams.events import RejectReason
+from streams.events import Rejection, RejectReason
 from streams.timebuckets import Bucket, Granularity
 
 ANY = "_all"
@@ -80,6 +80,9 @@ class BatchDelta:
     minute's set only; a set expires a horizon after the last batch that wrote
     to it, which bounds their memory by the event rate times the horizon.
     """
+    refused: list[tuple[int, Rejection]] = dc_field(default_factory=list)
+    """Events the aggregation itself refused (a repeated order event), by their position
+    in the batch: they go to the dead letters like the decoder's rejections."""
     consumed: int = 0
     late: int = 0
     too_late: int = 0

@@ -23,12 +23,18 @@ VISIT_TABLE = "visit"
 CONVERSATION_TABLE = "chat"
 """A conversation's messages still open to late events (replaces ``conversation``)."""
 COMPLAINT_TABLE = "complaint"
-STATE_TABLES = (VISIT_TABLE, CONVERSATION_TABLE, COMPLAINT_TABLE)
-LEGACY_STATE_TABLES = ("session", "conversation")
-"""State tables of versions before the allowed lateness: running summaries (one session
-per visitor, one summary per conversation), which cannot be turned back into events."""
-WAITING_ZSET = "waiting"
-AGENT_OPEN_TALLY = "agent_open"
+ORDER_TABLE = "order"
+"""The order ids of the last ``KPI_ORDER_DEDUPE_DAYS``: which of their events counted
+(a bit per kind) and the newest one's time, as ``newest_ms * 16 + kinds``."""
+STATE_TABLES = (VISIT_TABLE, CONVERSATION_TABLE, COMPLAINT_TABLE, ORDER_TABLE)
+WAITING_ZSET = "waits"
+"""Live set of the customers waiting: ``<waiting since, ms>\x1f<conversation>`` scored by
+the time the conversation ends unless a message comes (last message + timeout, ms)."""
+HOLDING_ZSET = "holds"
+"""Live set of the agents holding a conversation: ``<agent>\x1f<conversation>``, scored
+like :data:`WAITING_ZSET`. A reader counts only the members scored after now, so a
+conversation from replayed history, or one whose events stopped, is never live."""
+LIVE_SEPARATOR = "\x1f"
 
 CUSTOMER, BOT, AGENT, CLOSE = 0, 1, 2, 3
 """Kinds of a conversation :class:`Message`; at one instant a customer's message comes
@@ -146,11 +152,14 @@ class ShardMemory:
     visits: dict[str, list[View]] = field(default_factory=dict)
     conversations: dict[str, list[Message]] = field(default_factory=dict)
     complaints: dict[str, Complaint] = field(default_factory=dict)
+    orders: dict[str, int] = field(default_factory=dict)
+    """Order id -> ``newest_ms * 16 + kinds`` (see ``ORDER_TABLE``)."""
     visits_encoded: dict[str, str] = field(default_factory=dict)
     """Each visitor's views as last stored (appending to it is cheaper than encoding)."""
     visits_due: DueKeys = field(default_factory=DueKeys)
     conversations_due: DueKeys = field(default_factory=DueKeys)
     complaints_due: DueKeys = field(default_factory=DueKeys)
+    orders_due: DueKeys = field(default_factory=DueKeys)
     """When each key's figures or state next change by themselves (rebuilt on load)."""
 
     @classmethod
@@ -163,6 +172,7 @@ class ShardMemory:
             {k: decode_views(v) for k, v in tables.get(VISIT_TABLE, {}).items()},
             {k: decode_messages(v) for k, v in tables.get(CONVERSATION_TABLE, {}).items()},
             {k: Complaint.decode(v) for k, v in tables.get(COMPLAINT_TABLE, {}).items()},
+            {k: int(v) for k, v in tables.get(ORDER_TABLE, {}).items()},
         )
         memory.visits_encoded = {
             k: v.decode() if isinstance(v, bytes) else v
@@ -174,6 +184,8 @@ class ShardMemory:
             memory.visits_due.schedule(key, -1)
         for key in memory.conversations:
             memory.conversations_due.schedule(key, -1)
+        for key in memory.orders:
+            memory.orders_due.schedule(key, -1)
         for key, complaint in memory.complaints.items():
             if complaint.opened_ms is None:  # a resolution waiting for its opening
                 memory.complaints_due.schedule(key, -1)

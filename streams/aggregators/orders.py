@@ -9,10 +9,53 @@ from __future__ import annotations
 
 from streams.aggregators.context import BatchContext
 from streams.aggregators.delta import coarse
+from streams.aggregators.memory import ORDER_TABLE
 from streams.events import Event
 from streams.timebuckets import Bucket, Granularity
 
 REPEAT_PERIODS = (Granularity.DAY, Granularity.WEEK, Granularity.MONTH)
+ORDER_KINDS = {"order_created": 1, "order_paid": 2, "order_cancelled": 4, "order_refunded": 8}
+"""The order events that count at most once per order id, and their bit in
+``ShardMemory.orders``."""
+
+
+def first_of_its_kind(ctx: BatchContext, event: Event) -> bool:
+    """Whether ``event`` is its order's first of its kind; if so it is remembered.
+
+    One business event per business key, as GA4 de-duplicates purchases on the
+    transaction id: a copy with a new event id (a retried payment webhook, a reloaded
+    confirmation page) or a second, different payment of the same order is not, and
+    counts nowhere. The first copy applied counts; copies normally carry the same
+    event time, and if they do not, the figures keep the first one's. An order id is
+    remembered for ``order_dedupe_ms`` of event time after its newest counted event.
+    """
+    bit = ORDER_KINDS[event.type]
+    order = event.text("order_id")
+    orders = ctx.memory.orders
+    seen = orders.get(order, 0)
+    if seen & bit:
+        return False
+    newest = max(seen >> 4, event.event_ms)
+    orders[order] = value = newest << 4 | (seen & 15) | bit
+    ctx.delta.put_state(ORDER_TABLE, order, str(value))
+    ctx.memory.orders_due.schedule(order, newest + ctx.config.order_dedupe_ms)
+    return True
+
+
+def forget_orders(ctx: BatchContext, wm_after: int) -> None:
+    """Forget the order ids whose newest event the watermark left the horizon behind."""
+    memory = ctx.memory
+    horizon = ctx.config.order_dedupe_ms
+    for order in memory.orders_due.pop_due(wm_after):
+        value = memory.orders.get(order)
+        if value is None:
+            continue
+        due_at = (value >> 4) + horizon
+        if due_at < wm_after:
+            del memory.orders[order]
+            ctx.delta.delete_state(ORDER_TABLE, order)
+        else:
+            memory.orders_due.schedule(order, due_at)
 
 
 def order_created(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:

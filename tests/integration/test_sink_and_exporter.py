@@ -17,12 +17,14 @@ import redis
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from streams.aggregators.memory import HOLDING_ZSET, WAITING_ZSET
 from streams.events import RejectReason
 from streams.keys import KeyLayout, Shard
 from streams.pipeline import BatchOutcome, DeadLetterList, Record
 from streams.runtime import batch_processor, kpi_collector
 from streams.settings import Settings
 from streams.sink import Applied
+from streams.timebuckets import BucketClock
 from tests.integration.clock import Clock
 from tests.integration.conftest import Stack, free_port
 
@@ -381,7 +383,7 @@ def test_state_of_an_earlier_version_is_dropped_at_the_upgrade(
         "old-c",
         json.dumps([waiting_since, waiting_since, waiting_since, waiting_since, False, "bob"]),
     )
-    client.zadd(layout.live_set(CHAT, "waiting"), {"old-c": waiting_since})
+    client.zadd(layout.live_set(CHAT, "waiting"), {"old-c": waiting_since})  # no end time
     client.hset(layout.tally(CHAT, "agent_open"), "bob", 1)
     views = [at.view("a", "search", 30)]
     chat = [
@@ -395,9 +397,10 @@ def test_state_of_an_earlier_version_is_dropped_at_the_upgrade(
     ]
     with caplog.at_level(logging.WARNING, logger="streams.sink"):
         asyncio.run(run_batches(settings, batches, at.ms))
-    assert client.exists(layout.state(CLICKS, "session"), layout.state(CHAT, "conversation")) == 0
-    assert client.zrange(layout.live_set(CHAT, "waiting"), 0, -1) == ["c9"]
-    assert client.hgetall(layout.tally(CHAT, "agent_open")) == {"ann": "1"}
+    assert client.exists(*layout.obsolete(CLICKS), *layout.obsolete(CHAT)) == 0
+    waits = client.zrange(layout.live_set(CHAT, WAITING_ZSET), 0, -1)
+    assert waits == [f"{at.ms - 50_000}\x1fc9"]
+    assert client.zrange(layout.live_set(CHAT, HOLDING_ZSET), 0, -1) == ["ann\x1fc8"]
     assert sorted(client.hkeys(layout.state(CLICKS, "visit"))) == ["a"]
     assert "earlier version" in caplog.text
     got = collect(settings, at.s)
@@ -406,11 +409,38 @@ def test_state_of_an_earlier_version_is_dropped_at_the_upgrade(
     assert got[("shop_cs_agents_busy", "", "")] == 1
     assert got[("shop_sessions", "day", "")] == 1
 
-    # An old worker writing again after this version took over: its tables go, this
-    # version's live entries (which the shard's conversations now back) stay.
+    # An old worker writing again after this version took over: its keys go again, this
+    # version's live sets stay.
     client.hset(layout.state(CHAT, "conversation"), "old-c", "[]")
     more = [at.doc("customer_message", 20, conversation_id="c7")]
     asyncio.run(run_batches(settings, [(CHAT, [Record(3, more[0])])], at.ms))
     assert client.exists(layout.state(CHAT, "conversation")) == 0
-    assert client.zrange(layout.live_set(CHAT, "waiting"), 0, -1) == ["c9", "c7"]
+    assert client.zcard(layout.live_set(CHAT, WAITING_ZSET)) == 2
     assert collect(settings, at.s)[("shop_cs_waiting_customers", "", "")] == 2
+
+
+def test_live_gauges_count_only_conversations_alive_now(stack: Stack, at: At) -> None:
+    """History (replayed, or a conversation whose events stopped) never shows as "now":
+    a customer unanswered two days ago (the timeout is a day) and an agent's conversation
+    of then count in their days, not in the live gauges."""
+    settings = settings_for(stack)
+    day = 86_400
+    chat = [
+        at.doc("customer_message", 2 * day, conversation_id="old-wait"),
+        at.doc("customer_message", 2 * day - 60, conversation_id="old-held"),
+        at.doc("agent_message", 2 * day - 30, conversation_id="old-held", agent_id="ann"),
+        at.doc("customer_message", 50, conversation_id="now-wait"),
+        at.doc("customer_message", 45, conversation_id="now-held"),
+        at.doc("agent_message", 40, conversation_id="now-held", agent_id="bob"),
+    ]
+    records = [Record(i, v) for i, v in enumerate(chat)]
+    asyncio.run(run_batches(settings, [(CHAT, records)], at.ms))
+    got = collect(settings, at.s)
+    assert got[("shop_cs_waiting_customers", "", "")] == 1
+    assert got[("shop_cs_longest_wait_seconds", "", "")] == pytest.approx(50)
+    assert got[("shop_cs_agents_busy", "", "")] == 1
+    assert got[("shop_cs_agent_concurrency_max", "", "")] == 1
+    assert got[("shop_cs_conversations", "day", "")] == 2  # today's; the old ones: 2 days ago
+    clock = BucketClock(settings.business_timezone)
+    same_week = clock.buckets(at.ms)[3] == clock.buckets(at.ms - 2 * day * 1000)[3]
+    assert got[("shop_cs_conversations", "week", "")] == (4 if same_week else 2)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from streams.aggregators import ANY, AggregatorConfig, BatchDelta, KpiAggregator, ShardMemory, field
 from streams.aggregators.memory import (
-    AGENT_OPEN_TALLY,
     CONVERSATION_TABLE,
+    HOLDING_ZSET,
     VISIT_TABLE,
     WAITING_ZSET,
     View,
@@ -310,10 +310,13 @@ def test_conversations_response_times_waiting_and_agents() -> None:
         300 * s,
         1,
     )
-    assert delta.zset_put == {(WAITING_ZSET, "c3"): T0 + 100 * s}
-    # c1 moved from ann to bob; c2 (ann) closed: ann 0, bob 1.
-    assert +delta.tallies == {(AGENT_OPEN_TALLY, "bob"): 1}
-    assert delta.tallies[(AGENT_OPEN_TALLY, "ann")] == 0
+    # c3 waits since its message; c1 moved from ann to bob; c2 (ann) closed. Each entry is
+    # live until its conversation's timeout (24 h) after its last message.
+    day = 86_400_000
+    assert delta.zset_put == {
+        (WAITING_ZSET, f"{T0 + 100 * s}\x1fc3"): T0 + 100 * s + day,
+        (HOLDING_ZSET, "bob\x1fc1"): T0 + 70 * s + day,
+    }
     # Closed or not, each conversation is kept while a late message could still change it.
     assert set(memory.conversations) == {"c1", "c2", "c3"}
     assert (CONVERSATION_TABLE, "c2") in delta.state_put

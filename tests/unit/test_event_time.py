@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from streams.aggregators import AggregatorConfig, BatchDelta, KpiAggregator, ShardMemory
 from streams.aggregators.context import BatchContext
 from streams.aggregators.figures import Figures, emit_difference
-from streams.aggregators.memory import AGENT_OPEN_TALLY, WAITING_ZSET, View
+from streams.aggregators.memory import HOLDING_ZSET, WAITING_ZSET, View
 from streams.aggregators.visits import visit_figures
 from streams.events import Event, OrderLine, Rejection
 from streams.timebuckets import Bucket, BucketClock, Granularity
@@ -212,7 +212,7 @@ def test_a_conversation_silent_for_longer_than_the_timeout_starts_anew() -> None
             2,
             29 * S,
         )
-        assert store.zsets == {}  # nobody waiting
+        assert not [entry for entry in store.zsets if entry[0] == WAITING_ZSET]  # nobody waits
 
 
 def test_chat_out_of_order_answers_every_wait() -> None:
@@ -233,8 +233,11 @@ def test_chat_out_of_order_answers_every_wait() -> None:
             50 * S,
         )
         assert (c[(TODAY, "cs_responses")], c[(TODAY, "cs_response_ms")]) == (2, 50 * S)
-        assert store.zsets == {}  # nobody waiting, so the longest wait is 0
-        assert +store.tallies == {(AGENT_OPEN_TALLY, "ann"): 1, (AGENT_OPEN_TALLY, "bob"): 1}
+        # Nobody waiting (so the longest wait is 0); two agents busy until the timeout.
+        assert store.zsets == {
+            (HOLDING_ZSET, "ann\x1fX"): at(1, 0, 20) + 24 * H,
+            (HOLDING_ZSET, "bob\x1fY"): at(1, 10, 30) + 24 * H,
+        }
 
 
 def test_a_view_beyond_the_allowed_lateness_counts_but_joins_no_visit() -> None:
@@ -302,6 +305,12 @@ def traffic(draw: st.DrawFn) -> list[Event]:
             common = {"visitor_id": visitor, "order_id": order, "channel": channel}
             out.append(event("order_created", paid - MIN, amount=9_900, **common))
             out.append(event("order_paid", paid, amount=9_900, items=(line,), **common))
+            if draw(st.booleans()):
+                out.append(event("order_refunded", paid + 10 * MIN, amount=9_900, **common))
+        elif draw(st.booleans()):
+            common = {"visitor_id": visitor, "order_id": f"o{v}", "channel": channel}
+            out.append(event("order_created", draw(times), amount=500, **common))
+            out.append(event("order_cancelled", draw(times), **common))
     kinds = ["customer_message", "customer_message", "agent_message", "bot_message"]
     for c in range(draw(st.integers(0, 4))):
         conversation = f"c{c}"
@@ -316,6 +325,16 @@ def traffic(draw: st.DrawFn) -> list[Event]:
             resolved = opened + draw(st.integers(0, 30 * MIN))
             out.append(event("complaint_resolved", resolved, satisfied=True, **complaint))
     return out
+
+
+@st.composite
+def traffic_with_copies(draw: st.DrawFn) -> tuple[list[Event], list[Event]]:
+    """Traffic, and copies of some of its order events sent again with new event ids (a
+    retried payment webhook, a reloaded confirmation page)."""
+    events = draw(traffic())
+    business = [e for e in events if e.type.startswith("order_")]
+    resent = draw(st.lists(st.sampled_from(business), max_size=4)) if business else []
+    return events, [event(e.type, e.event_ms, **e.attrs) for e in resent]
 
 
 def delivered(events: list[Event], seed: int, max_delay_ms: int) -> list[Event]:
@@ -342,13 +361,18 @@ def in_time_order(events: list[Event]) -> list[list[Event]]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(traffic(), st.integers(0, 2**32), st.integers(0, 2**32), st.integers(0, 50))
+@given(traffic_with_copies(), st.integers(0, 2**32), st.integers(0, 2**32), st.integers(0, 50))
 def test_any_order_any_batches_and_a_restart_give_the_same_figures(
-    events: list[Event], order_seed: int, cut_seed: int, restart: int
+    traffic_and_copies: tuple[list[Event], list[Event]],
+    order_seed: int,
+    cut_seed: int,
+    restart: int,
 ) -> None:
+    # Resent order events among them: the figures are those of one copy.
+    events, copies = traffic_and_copies
     agg = aggregator(**CONFIG)
     reference = run(agg, in_time_order(events)).figures()
-    shuffled = delivered(events, order_seed, CONFIG["allowed_lateness_ms"])
+    shuffled = delivered(events + copies, order_seed, CONFIG["allowed_lateness_ms"])
     batches = cut(shuffled, cut_seed)
     got = run(agg, batches, restart_after=restart % len(batches)).figures()
     assert got == reference
@@ -398,6 +422,21 @@ def test_the_property_fails_when_what_ended_is_forgotten_at_the_batch_end() -> N
     )
 
 
+def test_the_property_fails_when_resent_order_events_count_again() -> None:
+    # Mutant: no business-key check (every copy of an order event counts).
+    from streams.aggregators import orders
+
+    original = orders.first_of_its_kind
+
+    def always(ctx: object, event: object) -> bool:
+        return True
+
+    assert break_and_check(
+        lambda: setattr(orders, "first_of_its_kind", always),
+        lambda: setattr(orders, "first_of_its_kind", original),
+    )
+
+
 def test_a_resolution_waiting_for_its_opening_is_forgotten_after_a_restart_too() -> None:
     resolved = event("complaint_resolved", at(1, 5), conversation_id="X", complaint_id="k")
     for restart in (None, 0):
@@ -408,7 +447,10 @@ def test_a_resolution_waiting_for_its_opening_is_forgotten_after_a_restart_too()
 def test_waiting_is_who_waits_at_the_end() -> None:
     events = [chat("customer_message", at(1), "X"), chat("customer_message", at(1, 1), "Y")]
     store = run(aggregator(), one_by_one(events))
-    assert store.zsets == {(WAITING_ZSET, "X"): at(1), (WAITING_ZSET, "Y"): at(1, 1)}
+    assert store.zsets == {
+        (WAITING_ZSET, f"{at(1)}\x1fX"): at(1) + 24 * H,
+        (WAITING_ZSET, f"{at(1, 1)}\x1fY"): at(1, 1) + 24 * H,
+    }
 
 
 @settings(max_examples=150, deadline=None)

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from loadtest.shop import (
     ALLOW_LISTS,
     KEY_OF,
+    RESPONSE_BINS_S,
     STATELESS_TYPES,
     TOPIC_OF,
     ShopTraffic,
@@ -278,7 +279,7 @@ def test_chat_has_slow_replies_open_and_waiting_conversations() -> None:
     assert 0 < total(truth, "d", "cs_responses_within_sla") < responses
     bins = sum(
         total(truth, "d", "cs_response_bin", "le", le)
-        for le in ("5", "10", "15", "30", "60", "120", "300", "600", "+Inf")
+        for le in (*(str(b) for b in RESPONSE_BINS_S), "+Inf")
     )
     assert bins == responses
     conversations = total(truth, "d", "cs_conversations")
