@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--dry-run", action="store_true", help="print a KPI summary per day, write nothing"
     )
+    replay.add_argument(
+        "--close-at-end",
+        action="store_true",
+        help="close the visits and conversations open at the files' end even if their newest "
+        "event is recent (by default only when it is older than the longest timeout plus "
+        "the allowed lateness, 27 h)",
+    )
     replay.add_argument("--batch", type=int, default=5_000, help="records per batch")
     replay.add_argument("--rejects", type=Path, help="write every rejected line here")
     backfill = sub.add_parser(

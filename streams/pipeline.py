@@ -46,6 +46,8 @@ class BatchOutcome:
     skipped: int
     rejected: int
     attempts: int
+    late: int = 0
+    too_late: int = 0
 
 
 class DeadLetters(Protocol):
@@ -137,6 +139,42 @@ class BatchProcessor:
     async def process(self, shard: Shard, records: Sequence[Record]) -> BatchOutcome:
         """Apply ``records`` (one shard, ascending offsets) exactly once."""
         return await self._process(shard, records, set())
+
+    async def end_input(self, shard: Shard, ended_before_ms: int | None) -> BatchDelta | None:
+        """Close the shard's visits and conversations: its input has ended (a replayed log).
+
+        Only if everything open would be closed and forgotten by ``ended_before_ms``
+        (None: in any case), so that no live event could still reach them. Applied like a
+        batch of no records (the offset stays); returns what it emitted, or None if it
+        did nothing. See :meth:`KpiAggregator.end_input`.
+        """
+        while True:
+            stored = await self._take_stored(shard)
+            watermark = stored.memory.watermark_ms
+            if (
+                stored.applied_offset is None
+                or watermark is None
+                or (
+                    ended_before_ms is not None
+                    and self.aggregator.end_of_input(watermark) >= ended_before_ms
+                )
+            ):
+                self._stored[shard] = stored
+                return None
+            now_ms = self.clock_ms()
+            delta = self.aggregator.end_input(stored.memory, now_ms)
+            prepared = PreparedBatch(
+                shard,
+                stored.applied_offset,
+                stored.applied_offset,
+                delta,
+                stored.memory,
+                now_ms,
+                0,
+                0,
+            )
+            if (await self._apply(prepared)).applied:
+                return delta
 
     def overlapped(self, shard: Shard) -> OverlappedShard:
         """A feeder of ``shard``'s batches that aggregates one while the previous one applies."""
@@ -293,7 +331,10 @@ class PreparedBatch:
     def outcome(self, attempts: int) -> BatchOutcome:
         """What happened to the batch once applied."""
         fresh = self.delta.consumed
-        return BatchOutcome(fresh, self.records - fresh, self.rejected, attempts)
+        delta = self.delta
+        return BatchOutcome(
+            fresh, self.records - fresh, self.rejected, attempts, delta.late, delta.too_late
+        )
 
 
 class OverlappedShard:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from streams.aggregators import chat, marketing, orders, traffic, visits
 from streams.aggregators.context import AggregatorConfig, BatchContext
 from streams.aggregators.delta import ANY, BatchDelta, field, parse_field
-from streams.aggregators.memory import ShardMemory
+from streams.aggregators.memory import CLOSE, ShardMemory
 from streams.events import Event, Rejection, RejectReason
 from streams.timebuckets import Bucket, BucketClock
 
@@ -85,6 +85,45 @@ class KpiAggregator:
             chat.settle_conversations(ctx, wm_before, memory.watermark_ms)
             orders.forget_orders(ctx, memory.watermark_ms)
         delta.watermark_ms = memory.watermark_ms
+        return delta
+
+    def end_of_input(self, watermark_ms: int) -> int:
+        """The watermark at which all open at ``watermark_ms`` is closed and forgotten.
+
+        That is the longest timeout plus the allowed lateness later.
+        """
+        config = self.config
+        longest = max(config.session_timeout_ms, config.conversation_timeout_ms)
+        return watermark_ms + longest + config.allowed_lateness_ms + 1
+
+    def end_input(self, memory: ShardMemory, now_ms: int) -> BatchDelta:
+        """Close every visit and conversation, as the end of a finished log does.
+
+        Moves the watermark past the newest event by the longest timeout plus the
+        allowed lateness, so that each open visit and conversation closes (bounce, exit,
+        duration, its wait ended) and is forgotten, as it would be had events gone on.
+        Only for input that has ended: an event later than that is too late for visits
+        and conversations. ``memory`` is changed in place, as by :meth:`aggregate`.
+        """
+        ctx = BatchContext(self.clock, self.config, BatchDelta(), memory, now_ms // 1000)
+        delta = ctx.delta
+        wm_before = ctx.watermark_before = memory.watermark_ms
+        if wm_before is None:
+            return delta
+        config = self.config
+        delta.ended_visits = sum(
+            1 for v in memory.visits.values() if wm_before - v[-1].ms <= config.session_timeout_ms
+        )
+        delta.ended_conversations = sum(
+            1
+            for m in memory.conversations.values()
+            if m[-1].kind != CLOSE and wm_before - m[-1].ms <= config.conversation_timeout_ms
+        )
+        end = self.end_of_input(wm_before)
+        memory.watermark_ms = delta.watermark_ms = end
+        visits.settle_visits(ctx, wm_before, end)
+        chat.settle_conversations(ctx, wm_before, end)
+        orders.forget_orders(ctx, end)
         return delta
 
     def expires_at(self, bucket: Bucket) -> int:

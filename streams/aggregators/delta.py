@@ -89,6 +89,9 @@ class BatchDelta:
     """Events too far behind the watermark to join a visit or conversation."""
     retractions: int = 0
     """Visits and conversations whose figures, emitted before, a late event changed."""
+    ended_visits: int = 0
+    ended_conversations: int = 0
+    """Visits and conversations an end of input closed (:meth:`KpiAggregator.end_input`)."""
     watermark_ms: int | None = None
 
     @property

@@ -49,6 +49,23 @@ def run_replay(settings: Settings, args: argparse.Namespace) -> int:
         f"{report.applied:,} applied, {report.skipped:,} already applied, {rejected:,} rejected",
         file=sys.stderr,
     )
+    print(
+        f"  late (behind the watermark): {report.late:,}; too late for visits and "
+        f"conversations: {report.too_late:,}",
+        file=sys.stderr,
+    )
+    if report.ended_visits or report.ended_conversations:
+        print(
+            f"  closed at the end of the input: {report.ended_visits:,} visits, "
+            f"{report.ended_conversations:,} conversations",
+            file=sys.stderr,
+        )
+    for shard in report.left_open:
+        print(
+            f"  {shard}: visits and conversations left open (the input ends within the "
+            "longest timeout plus the allowed lateness; --close-at-end closes them)",
+            file=sys.stderr,
+        )
     for reason, n in sorted(report.rejected.items()):
         print(f"  rejected {reason}: {n:,}", file=sys.stderr)
     for line in report.first_rejects:
@@ -112,8 +129,16 @@ async def _run(settings: Settings, args: argparse.Namespace) -> ReplayReport:
                 )
                 source = args.source_id or source_id(files)
                 print(f"replaying {len(files)} file(s) as source {source}", file=sys.stderr)
+                ended_before = None if args.close_at_end else processor.clock_ms()
                 await replay(
-                    records, processor, dead, topics, source, args.batch, ProgressBar(progress)
+                    records,
+                    processor,
+                    dead,
+                    topics,
+                    source,
+                    args.batch,
+                    ProgressBar(progress),
+                    ended_before,
                 )
         finally:
             if client is not None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
-from streams.aggregators import ANY
+from streams.aggregators import ANY, BatchDelta
 from streams.aggregators import field as kpi_field
 from streams.events import Rejection, TopicKind
 from streams.keys import Shard
@@ -47,12 +47,17 @@ class Processor(Protocol):
     def overlapped(self, shard: Shard) -> ShardFeeder:
         """A feeder of one shard's batches."""
 
+    async def end_input(self, shard: Shard, ended_before_ms: int | None) -> BatchDelta | None:
+        """Close the shard's visits and conversations (see ``BatchProcessor.end_input``)."""
+
 
 def count_outcomes(report: ReplayReport, outcomes: Iterable[BatchOutcome]) -> None:
     """Add finished batches to the report."""
     for outcome in outcomes:
         report.applied += outcome.fresh
         report.skipped += outcome.skipped
+        report.late += outcome.late
+        report.too_late += outcome.too_late
 
 
 @dataclass
@@ -65,6 +70,14 @@ class ReplayReport:
     rejected: Counter[str] = field(default_factory=Counter)
     first_rejects: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    late: int = 0
+    too_late: int = 0
+    """Events behind the watermark, and those too late to join a visit or conversation."""
+    ended_visits: int = 0
+    ended_conversations: int = 0
+    """Visits and conversations the end of the input closed."""
+    left_open: list[str] = field(default_factory=list)
+    """Shards whose input ended too recently to close (a live event could still come)."""
 
     @property
     def events_per_second(self) -> float:
@@ -143,8 +156,15 @@ async def replay(
     source: str,
     batch_size: int = 5_000,
     bar: ProgressBar | None = None,
+    ended_before_ms: int | None = None,
 ) -> ReplayReport:
-    """Apply every record, in order, one replay shard per topic kind."""
+    """Apply every record, in order, one replay shard per topic kind.
+
+    At the end each shard's visits and conversations are closed, as the end of a
+    finished log closes them, if its newest event is older than the longest timeout
+    plus the allowed lateness before ``ended_before_ms`` (None: in any case); else they
+    stay open, as a live partition's would (``report.left_open``).
+    """
     report = dead_letters.report
     started = time.perf_counter()
     sequence: Counter[TopicKind] = Counter()
@@ -174,6 +194,15 @@ async def replay(
             await flush(kind)
         for feeder in feeders.values():
             count_outcomes(report, await feeder.drain())
+        for kind, shard in shards.items():
+            if not sequence[kind]:
+                continue
+            ended = await processor.end_input(shard, ended_before_ms)
+            if ended is None:
+                report.left_open.append(shard.id)
+            else:
+                report.ended_visits += ended.ended_visits
+                report.ended_conversations += ended.ended_conversations
     finally:
         for feeder in feeders.values():
             feeder.cancel()
