@@ -1365,6 +1365,8 @@ def resend_orders(
             doc = json.loads(value)
         except ValueError:
             continue  # an invalid message: never resent
+        if str(doc.get("event_id", "")).startswith("bad"):
+            continue  # an injected invalid one (see ``_Shop._bad``): never resent
         if doc.get("type") in ORDER_KEYED_TYPES and rng.random() < share:
             out.append((key, _encode({**doc, "event_id": f"{doc['event_id']}-resent"})))
             truth.record_rejected("orders", "duplicate_order_event")
