@@ -266,6 +266,7 @@ class ShopTruth:
         self.events: Counter[str] = Counter()
         """Valid events recorded, by type."""
         self.flush_ms: int | None = None
+        self.input_ended = False
         self._counts: defaultdict[_Key, int] = defaultdict(int)
         self._sets: defaultdict[_Key, set[str]] = defaultdict(set)
         self._ranks: defaultdict[tuple[str, int, str], Counter[str]] = defaultdict(Counter)
@@ -308,6 +309,11 @@ class ShopTruth:
             self.record(doc)
             ms = self._time_ms(doc["event_time"])
             self.flush_ms = ms if self.flush_ms is None else max(self.flush_ms, ms)
+        self._derived = None
+
+    def end_input(self) -> None:
+        """The input has ended and its end closes every visit (``kpi replay --close-at-end``)."""
+        self.input_ended = True
         self._derived = None
 
     # --- queries -----------------------------------------------------------------------
@@ -604,8 +610,10 @@ class ShopTruth:
                     gap = following.ms - this.ms
                     _bump(counts, here, "time_on_page_ms", gap, page_type=this.page_type)
                     _bump(counts, here, "time_on_page_views", page_type=this.page_type)
-                closed = index < len(sessions) - 1 or (
-                    self.flush_ms is not None and self.flush_ms - last.ms > SESSION_TIMEOUT_MS
+                closed = (
+                    index < len(sessions) - 1
+                    or self.input_ended
+                    or (self.flush_ms is not None and self.flush_ms - last.ms > SESSION_TIMEOUT_MS)
                 )
                 if not closed:
                     continue
