@@ -232,12 +232,14 @@ def settle_conversations(ctx: BatchContext, wm_before: int | None, wm_after: int
         after = conversation_figures(ctx, messages, wm_after)
         if emit_difference(delta, before.figures, after.figures):
             delta.retractions += 1
+        unsure = key in memory.live_unsure  # just loaded: its entries are written again
+        memory.live_unsure.discard(key)
         was = _live_entries(ctx, key, before, before_messages)
         now = _live_entries(ctx, key, after, messages)
         for entry in was.keys() - now.keys():
             delta.delete_zset(*entry)
         for entry, ends_ms in now.items():
-            if was.get(entry) != ends_ms:
+            if unsure or was.get(entry) != ends_ms:
                 delta.put_zset(*entry, ends_ms)
         keep = 0
         for end_index, end_ms in after.segments:

@@ -160,6 +160,9 @@ class ShardMemory:
     conversations_due: DueKeys = field(default_factory=DueKeys)
     complaints_due: DueKeys = field(default_factory=DueKeys)
     orders_due: DueKeys = field(default_factory=DueKeys)
+    live_unsure: set[str] = field(default_factory=set)
+    """Conversations loaded from the store whose live-set entries are written again at their
+    first settle (an upgrade may have dropped them; writing them is idempotent)."""
     """When each key's figures or state next change by themselves (rebuilt on load)."""
 
     @classmethod
@@ -184,6 +187,7 @@ class ShardMemory:
             memory.visits_due.schedule(key, -1)
         for key in memory.conversations:
             memory.conversations_due.schedule(key, -1)
+        memory.live_unsure = set(memory.conversations)
         for key in memory.orders:
             memory.orders_due.schedule(key, -1)
         for key, complaint in memory.complaints.items():

@@ -17,7 +17,13 @@ import redis
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
-from streams.aggregators.memory import HOLDING_ZSET, WAITING_ZSET
+from streams.aggregators.memory import (
+    CUSTOMER,
+    HOLDING_ZSET,
+    WAITING_ZSET,
+    Message,
+    encode_messages,
+)
 from streams.events import RejectReason
 from streams.keys import KeyLayout, Shard
 from streams.pipeline import BatchOutcome, DeadLetterList, Record
@@ -444,3 +450,20 @@ def test_live_gauges_count_only_conversations_alive_now(stack: Stack, at: At) ->
     clock = BucketClock(settings.business_timezone)
     same_week = clock.buckets(at.ms)[3] == clock.buckets(at.ms - 2 * day * 1000)[3]
     assert got[("shop_cs_conversations", "week", "")] == (4 if same_week else 2)
+
+
+def test_live_entries_are_written_again_after_a_load(stack: Stack, at: At) -> None:
+    """A conversation kept by an earlier event-time version, whose live sets were dropped at
+    the upgrade (or lost), shows in the live gauges again from the first batch on."""
+    settings = settings_for(stack)
+    layout = KeyLayout(settings.redis_prefix)
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    kept = encode_messages([Message(at.ms - 30_000, CUSTOMER)])
+    client.hset(layout.state(CHAT, "chat"), "w1", kept)
+    client.zadd(layout.live_set(CHAT, "waiting"), {"w1": at.ms - 30_000})  # obsolete form
+    other = at.doc("customer_message", 10, conversation_id="w2")
+    asyncio.run(run_batches(settings, [(CHAT, [Record(0, other)])], at.ms))
+    got = collect(settings, at.s)
+    assert got[("shop_cs_waiting_customers", "", "")] == 2
+    assert got[("shop_cs_longest_wait_seconds", "", "")] == pytest.approx(30)
+    assert client.exists(layout.live_set(CHAT, "waiting")) == 0
