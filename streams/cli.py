@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="close the visits and conversations open at the files' end even if their newest "
         "event is recent (by default only when it is older than the longest timeout plus "
-        "the allowed lateness, 27 h)",
+        "the allowed lateness: 27 h with the default settings)",
     )
     replay.add_argument("--batch", type=int, default=5_000, help="records per batch")
     replay.add_argument("--rejects", type=Path, help="write every rejected line here")

@@ -13,9 +13,10 @@ epoch seconds)::
     P:{S}:u:<g>:<t>:<name>       HLL     distinct members (``name|dim=value``, ``_all`` overall)
     P:{S}:r:<g>:<t>:<name>       zset    rankings (pages, products, ...), trimmed to a cap
     P:{S}:bp:<g>:<t>             hash    buyer -> paid orders in the bucket (repeat purchase)
-    P:{S}:t:<name>               hash    running tallies: buyer_paid, repeat_lifetime, agent_open
+    P:{S}:t:<name>               hash    running tallies: buyer_paid, repeat_lifetime
     P:{S}:s:<table>              hash    state: visit (a visitor's views), chat (a conversation's
-                                         messages), complaint (opened,resolved ms)
+                                         messages), complaint (opened,resolved ms), order
+                                         (order id -> newest ms * 16 + kinds counted)
     P:{S}:z:<name>               zset    live sets: waits (waiting since ms, US, conversation),
                                          holds (agent, US, conversation); US is the unit
                                          separator 0x1f; scored by when it ends (ms)

@@ -145,19 +145,25 @@ class BatchProcessor:
 
         Only if everything open would be closed and forgotten by ``ended_before_ms``
         (None: in any case), so that no live event could still reach them. Applied like a
-        batch of no records (the offset stays); returns what it emitted, or None if it
-        did nothing. See :meth:`KpiAggregator.end_input`.
+        batch of no records (the offset stays); returns what it emitted (nothing, and
+        nothing applied, when no visit or conversation is kept: a second run of the same
+        replay changes nothing), or None when the input ended too recently to close.
+        See :meth:`KpiAggregator.end_input`.
         """
         while True:
             stored = await self._take_stored(shard)
-            watermark = stored.memory.watermark_ms
+            memory = stored.memory
+            watermark = memory.watermark_ms
             if (
                 stored.applied_offset is None
                 or watermark is None
-                or (
-                    ended_before_ms is not None
-                    and self.aggregator.end_of_input(watermark) >= ended_before_ms
-                )
+                or not (memory.visits or memory.conversations)
+            ):
+                self._stored[shard] = stored
+                return BatchDelta()
+            if (
+                ended_before_ms is not None
+                and self.aggregator.end_of_input(watermark) >= ended_before_ms
             ):
                 self._stored[shard] = stored
                 return None
@@ -258,8 +264,9 @@ class BatchProcessor:
             if record.offset not in published:
                 await self.dead_letters.publish(shard, record.offset, refusal, record.value)
                 published.add(record.offset)
-        if self.dedupe:
-            record_seen_ids(delta, decoded)
+        if self.dedupe:  # the ids of events counted (a refused order copy's id is not)
+            refused_at = {position for position, _ in delta.refused}
+            record_seen_ids(delta, (e for i, e in enumerate(decoded) if i not in refused_at))
         return PreparedBatch(
             shard, applied, fresh[-1].offset, delta, stored.memory, now_ms, rejected, len(records)
         )

@@ -33,7 +33,8 @@ the time the conversation ends unless a message comes (last message + timeout, m
 HOLDING_ZSET = "holds"
 """Live set of the agents holding a conversation: ``<agent>\x1f<conversation>``, scored
 like :data:`WAITING_ZSET`. A reader counts only the members scored after now, so a
-conversation from replayed history, or one whose events stopped, is never live."""
+conversation without a message within the timeout before now (replayed history, a
+partition whose events stopped) is not live."""
 LIVE_SEPARATOR = "\x1f"
 
 CUSTOMER, BOT, AGENT, CLOSE = 0, 1, 2, 3
@@ -160,10 +161,10 @@ class ShardMemory:
     conversations_due: DueKeys = field(default_factory=DueKeys)
     complaints_due: DueKeys = field(default_factory=DueKeys)
     orders_due: DueKeys = field(default_factory=DueKeys)
+    """When each key's figures or state next change by themselves (rebuilt on load)."""
     live_unsure: set[str] = field(default_factory=set)
     """Conversations loaded from the store whose live-set entries are written again at their
     first settle (an upgrade may have dropped them; writing them is idempotent)."""
-    """When each key's figures or state next change by themselves (rebuilt on load)."""
 
     @classmethod
     def from_tables(

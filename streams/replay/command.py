@@ -98,6 +98,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> ReplayReport:
             processor = batch_processor(settings, client, dead)
         try:
             if args.kafka_topic:
+                if args.close_at_end:
+                    print(
+                        "kpi replay: --close-at-end applies to files; a Kafka range is never "
+                        "closed (its topic goes on)",
+                        file=sys.stderr,
+                    )
                 start_ms = None
                 if args.from_time:
                     moment = datetime.fromisoformat(args.from_time)

@@ -38,11 +38,11 @@ def rows(newest_ms: int) -> list[dict[str, object]]:
 
 
 def replayed(
-    newest_ms: int, now_ms: int, ended_before_ms: int | None
+    newest_ms: int, now_ms: int, ended_before_ms: int | None, sink: MemorySink | None = None
 ) -> tuple[dict[str, int], ReplayReport]:
     settings = Settings()
     kinds = {topic: TopicKind(kind) for topic, kind in topic_kinds(settings).items()}
-    sink = MemorySink()
+    sink = MemorySink() if sink is None else sink
     report = ReplayReport()
     dead = ReplayDeadLetters(report)
     processor = BatchProcessor(
@@ -110,3 +110,14 @@ def test_the_command_says_what_it_closed(tmp_path: Path) -> None:
     assert "late (behind the watermark): 0; too late for visits and conversations: 0" in (
         result.stderr
     )
+
+
+def test_the_same_replay_again_changes_nothing_its_end_included() -> None:
+    now_ms = int(time.time() * 1000)
+    sink = MemorySink()
+    first, _ = replayed(now_ms - 3 * DAY_MS, now_ms, None, sink)
+    stored = {shard: (s.applied, s.watermark_ms) for shard, s in sink.shards.items()}
+    again, report = replayed(now_ms - 3 * DAY_MS, now_ms, None, sink)
+    assert again == first
+    assert {shard: (s.applied, s.watermark_ms) for shard, s in sink.shards.items()} == stored
+    assert (report.applied, report.ended_visits, report.left_open) == (0, 0, [])
