@@ -18,18 +18,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import os
 import shutil
-import sys
-import tempfile
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
-from loadtest.throughput.common import Contender
+from loadtest.throughput.common import Contender, say, start_run
 from loadtest.throughput.contenders import run_module
 from loadtest.throughput.exporter import Exporter, time_scrapes, totals
 from loadtest.throughput.freshness import measure
@@ -44,11 +40,6 @@ from loadtest.throughput.kafka import (
 from loadtest.throughput.report import Table, machine, number, write_markdown
 from loadtest.throughput.worker import run_workers
 from streams.settings import Settings
-
-
-def say(text: str) -> None:
-    """Progress on stderr, so stdout keeps only the tables."""
-    print(f"[bench] {text}", file=sys.stderr, flush=True)
 
 
 def prepare(
@@ -172,12 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep topics, Redis keys and logs")
     args = parser.parse_args(argv)
 
-    base = Settings.from_env({k: v for k, v in os.environ.items() if k.startswith("KPI_")})
-    run_id = f"bench-{uuid.uuid4().hex[:6]}"
-    work = Path(tempfile.mkdtemp(prefix=f"{run_id}-"))
-    client = redis.Redis.from_url(base.redis_url)
-    timeout = max(180.0, args.events / 1_000)
-    say(f"run {run_id}; logs in {work}")
+    base, run_id, work, client, timeout = start_run(args.events)
 
     throughput = Table(
         f"Throughput ({args.events:,} generated page views, 4 partitions)",

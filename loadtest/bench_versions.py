@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
-import tempfile
-import uuid
 from pathlib import Path
 
-import redis
-
+from loadtest.throughput.common import say, start_run
 from loadtest.throughput.kafka import (
     create_run_topics,
     delete_run_topics,
@@ -34,14 +30,8 @@ from loadtest.throughput.kafka import (
 )
 from loadtest.throughput.report import Table, machine, number
 from loadtest.throughput.worker import run_workers
-from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def say(text: str) -> None:
-    """Progress on stderr, so stdout keeps only the table."""
-    print(f"[bench] {text}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,12 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.other / "streams" / "cli.py").is_file():
         parser.error(f"{args.other} holds no streams/cli.py (a checkout of this project?)")
 
-    base = Settings.from_env({k: v for k, v in os.environ.items() if k.startswith("KPI_")})
-    run_id = f"bench-{uuid.uuid4().hex[:6]}"
-    work = Path(tempfile.mkdtemp(prefix=f"{run_id}-"))
-    client = redis.Redis.from_url(base.redis_url)
-    timeout = max(180.0, args.events / 1_000)
-    say(f"run {run_id}; logs in {work}")
+    base, run_id, work, client, timeout = start_run(args.events)
     topic = run_settings(base, run_id, "v")
     asyncio.run(create_run_topics(topic))
     asyncio.run(wait_for_partitions(topic.kafka_bootstrap, topic.clickstream_topic))

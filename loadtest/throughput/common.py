@@ -4,19 +4,55 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
+import sys
+import tempfile
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import faust
+import redis
 
 from streams.events import DecodeLimits
 from streams.runtime import decode_limits
 from streams.settings import Settings
 
 PARTITIONS = 4
+
+
+def say(text: str) -> None:
+    """Progress on stderr, so stdout keeps only the tables."""
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+class BenchRun(NamedTuple):
+    """What a benchmark run starts with.
+
+    Settings from ``KPI_`` variables, a run id (prefix of its topics and Redis keys), a
+    folder for its logs, a Redis client and a time-out.
+    """
+
+    base: Settings
+    run_id: str
+    work: Path
+    client: redis.Redis
+    timeout_s: float
+
+
+def start_run(events: int) -> BenchRun:
+    """A new run; the time-out allows at least 1,000 events per second (180 s minimum)."""
+    base = Settings.from_env({k: v for k, v in os.environ.items() if k.startswith("KPI_")})
+    run_id = f"bench-{uuid.uuid4().hex[:6]}"
+    work = Path(tempfile.mkdtemp(prefix=f"{run_id}-"))
+    say(f"run {run_id}; logs in {work}")
+    return BenchRun(
+        base, run_id, work, redis.Redis.from_url(base.redis_url), max(180.0, events / 1_000)
+    )
 
 
 @dataclass(frozen=True)
