@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,8 +15,8 @@ from streams.replay.sources import SourceRecord
 from streams.runtime import aggregator, decode_limits
 from streams.settings import Settings, topic_kinds
 from streams.timebuckets import Granularity
+from tests.unit.test_dry_run import dry_run
 
-ROOT = Path(__file__).resolve().parents[2]
 DAY_MS = 86_400_000
 
 
@@ -98,14 +96,7 @@ def test_the_command_says_what_it_closed(tmp_path: Path) -> None:
     newest = int(time.time() * 1000) - 3 * DAY_MS
     log = tmp_path / "clickstream.jsonl"
     log.write_text("\n".join(json.dumps(r) for r in rows(newest)[:2]) + "\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "streams", "replay", "--dry-run", str(log)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-    )
+    result = dry_run(log)
     assert "closed at the end of the input: 1 visits, 0 conversations" in result.stderr
     assert "late (behind the watermark): 0; too late for visits and conversations: 0" in (
         result.stderr
