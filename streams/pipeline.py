@@ -249,24 +249,23 @@ class BatchProcessor:
         decoded = self.decoder.decode_all([r.value for r in fresh], now_ms, kind)
         if self.dedupe:
             decoded = _refuse_duplicates(decoded, refused)
-        rejected = 0
-        for record, event in zip(fresh, decoded, strict=True):
-            if isinstance(event, Rejection):
-                rejected += 1
-                if record.offset not in published:
-                    await self.dead_letters.publish(shard, record.offset, event, record.value)
-                    published.add(record.offset)
+        rejections = [
+            (r, e) for r, e in zip(fresh, decoded, strict=True) if isinstance(e, Rejection)
+        ]
         # The aggregator changes the memory in place; it is only kept if the apply lands.
         delta = self.aggregator.aggregate(decoded, stored.memory, now_ms)
-        for position, refusal in delta.refused:  # repeated order events
-            record = fresh[position]
-            rejected += 1
+        rejections += [(fresh[position], refusal) for position, refusal in delta.refused]
+        for record, rejection in rejections:  # the decoder's, then repeated order events
             if record.offset not in published:
-                await self.dead_letters.publish(shard, record.offset, refusal, record.value)
+                await self.dead_letters.publish(shard, record.offset, rejection, record.value)
                 published.add(record.offset)
+        rejected = len(rejections)
         if self.dedupe:  # the ids of events counted (a refused order copy's id is not)
-            refused_at = {position for position, _ in delta.refused}
-            record_seen_ids(delta, (e for i, e in enumerate(decoded) if i not in refused_at))
+            counted: Iterable[Event | Rejection] = decoded
+            if delta.refused:
+                refused_at = {position for position, _ in delta.refused}
+                counted = (e for i, e in enumerate(decoded) if i not in refused_at)
+            record_seen_ids(delta, counted)
         return PreparedBatch(
             shard, applied, fresh[-1].offset, delta, stored.memory, now_ms, rejected, len(records)
         )
