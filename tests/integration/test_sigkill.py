@@ -32,9 +32,11 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
     worker.wait_log("Worker ready")
 
     produced: list[Produced] = []
-    # Paced production (~10 s) so that the kills land while events are still arriving.
+    # Paced production (20 s or more) so that the kills land while events are still arriving,
+    # even with restarts of about 6 s each (at ~10 s a CI run once saw the third kill
+    # come after everything was applied).
     producer = threading.Thread(
-        target=lambda: produced.append(pipeline.produce(generated.messages, 3000, 0.5))
+        target=lambda: produced.append(pipeline.produce(generated.messages, 1500, 0.5))
     )
     producer.start()
     recoveries = []
