@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec.structs import astuple
+from msgspec.structs import asdict
 
 from streams.events import (
     EVENT_TYPES,
@@ -32,6 +32,7 @@ from streams.events import (
     Rejection,
     TopicKind,
     decode,
+    iso_ms,
     parse_items,
     parse_time,
 )
@@ -72,7 +73,7 @@ def _struct(type_name: str, fields: dict[str, FieldSpec]) -> type[msgspec.Struct
     for name, spec in fields.items():
         wire = _WIRE_TYPES[spec.kind]
         members.append((name, wire) if spec.required else (name, wire | None, None))
-    # The event's own fields first, in spec order, so that they are a prefix of astuple().
+    # The event's own fields first, in spec order (asdict() keeps them in that order).
     return msgspec.defstruct(
         f"Wire_{type_name}",
         [*members[3:], *members[:3]],
@@ -83,6 +84,10 @@ def _struct(type_name: str, fields: dict[str, FieldSpec]) -> type[msgspec.Struct
 
 
 def _time_ms(value: Any) -> int:
+    if type(value) is str:
+        fast = iso_ms(value)
+        if fast is not None:
+            return fast
     try:
         return parse_time(value, "event_time")
     except ValueError:
@@ -100,12 +105,13 @@ class Decoder:
         self.limits = limits
         self._decoders: dict[TopicKind, msgspec.json.Decoder[Any]] = {}
         self._converters: dict[str, list[tuple[str, Convert]]] = {}
-        self._names: dict[str, tuple[str, ...]] = {}
+        self._tags: dict[type[msgspec.Struct], str] = {}
         by_topic: dict[TopicKind, list[type[msgspec.Struct]]] = {}
         for type_name, spec in EVENT_TYPES.items():
             fields = dict(spec.fields)
-            by_topic.setdefault(spec.topic, []).append(_struct(type_name, fields))
-            self._names[type_name] = tuple(fields)
+            wire = _struct(type_name, fields)
+            self._tags[wire] = type_name
+            by_topic.setdefault(spec.topic, []).append(wire)
             self._converters[type_name] = [
                 (name, self._converter(name, field))
                 for name, field in fields.items()
@@ -115,7 +121,8 @@ class Decoder:
             if len(structs) < 2:
                 # A lone tagged struct does not require its tag (a message without
                 # ``type`` would pass); in a union, every member's tag is required.
-                structs.append(_struct(_NO_TYPE, {}))
+                structs.append(no_type := _struct(_NO_TYPE, {}))
+                self._tags[no_type] = _NO_TYPE
             union: Any = functools.reduce(operator.or_, structs)  # a tagged union
             self._decoders[topic] = msgspec.json.Decoder(union)
 
@@ -147,12 +154,13 @@ class Decoder:
         if len(raw) <= limits.max_event_bytes:
             try:
                 wire = self._decoders[topic].decode(raw)
-                type_name = wire.__struct_config__.tag
+                type_name = self._tags[type(wire)]
                 if type_name == _NO_TYPE:
                     raise _Fallback
                 event_ms = _time_ms(wire.event_time)
                 if now_ms - limits.max_age_ms <= event_ms <= now_ms + limits.max_future_skew_ms:
-                    attrs = dict(zip(self._names[type_name], astuple(wire), strict=False))
+                    attrs = asdict(wire)  # the event's fields, then these three:
+                    del attrs["event_id"], attrs["event_time"], attrs["schema"]
                     for name, convert in self._converters[type_name]:
                         attrs[name] = convert(attrs[name])
                     return Event(type_name, wire.event_id, event_ms, attrs)

@@ -31,7 +31,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from streams.aggregators.chat import RESPONSE_BINS_S
-from streams.aggregators.delta import ANY, field, parse_field
+from streams.aggregators.delta import ANY, DERIVED_SETS, field, parse_field
 from streams.aggregators.memory import HOLDING_ZSET, LIVE_SEPARATOR, WAITING_ZSET
 from streams.catalogue import (
     COUNTERS,
@@ -108,14 +108,16 @@ class Window:
 
     name: str
     buckets: tuple[Bucket, ...]
+    distinct_buckets: tuple[Bucket, ...] = ()
+    """The buckets whose distinct sets make up the window's (a week's or month's are its
+    days'); the window's own buckets when empty."""
 
 
 def windows_at(clock: BucketClock, now_s: float) -> list[Window]:
     """Every exported window, as buckets, at wall-clock time ``now_s``."""
-    out = [Window(name, (clock.bucket_at(g, now_s),)) for name, g in CURRENT.items()]
-    out += [
-        Window(name, (clock.previous(clock.bucket_at(g, now_s)),)) for name, g in PREVIOUS.items()
-    ]
+    current = [(name, clock.bucket_at(g, now_s)) for name, g in CURRENT.items()]
+    current += [(name, clock.previous(clock.bucket_at(g, now_s))) for name, g in PREVIOUS.items()]
+    out = [Window(name, (b,), clock.distinct_parts(b)) for name, b in current]
     minute = clock.start_of(Granularity.MINUTE, now_s)
     out += [
         Window(name, tuple(Bucket(Granularity.MINUTE, minute - 60 * k) for k in range(n)))
@@ -268,7 +270,9 @@ class _Scrape:
         distinct: dict[str, dict[str, int]] = defaultdict(dict)
         for window in self.windows:
             for name in self._distinct_names(window):
-                keys = [self.layout.distinct(s, b, name) for s in visitors for b in window.buckets]
+                derived = window.distinct_buckets and parse_field(name)[0] in DERIVED_SETS
+                parts = window.distinct_buckets if derived else window.buckets
+                keys = [self.layout.distinct(s, b, name) for s in visitors for b in parts]
                 if keys:
                     read(
                         pipe.pfcount,

@@ -22,6 +22,8 @@ epoch seconds)::
                                          separator 0x1f; scored by when it ends (ms)
     P:{S}:seen:<minute>          set     event ids accepted with event time in that minute
                                          (duplicate detection; expire after the horizon)
+    P:{S}:scratch                zset    a batch's ranking increments while the apply merges
+                                         them (deleted before the apply returns)
 
 Bucket keys expire at bucket end + retention. The ``{S}`` hash tag keeps all
 keys of one shard in one Redis Cluster slot, so one atomic apply per
@@ -108,6 +110,10 @@ class KeyLayout:
     def seen(self, shard: Shard, minute_start: int) -> str:
         """Event ids accepted on ``shard`` whose event time falls in the minute."""
         return f"{self._tag(shard)}:seen:{minute_start}"
+
+    def scratch(self, shard: Shard) -> str:
+        """Scratch key of ``shard``'s apply (in its slot; empty between applies)."""
+        return f"{self._tag(shard)}:scratch"
 
     def live_set(self, shard: Shard, name: str) -> str:
         """A live sorted set of ``shard``."""

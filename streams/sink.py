@@ -91,16 +91,32 @@ while i <= n do
       end
     end
   elseif op == 'Y' then
-    -- ranking increments: member, increment, member, increment, ...; then the ranking's
-    -- cap; further values name more rankings that get the same increments (other buckets)
+    -- ranking increments: increment, member, increment, member, ...; then the ranking's
+    -- cap; further values name more rankings that get the same increments (other buckets).
+    -- Many members: ZADD them once into the shard's scratch key (KEYS[4]) and sum it into
+    -- each ranking with ZUNIONSTORE (a few C loops instead of one ZINCRBY call from Lua
+    -- per member and ranking); few: ZINCRBY. Both add the increments to the scores.
     local pairs_ = items(ARGV[i+3])
     local cap = tonumber(ARGV[i+4])
+    local merged = false
     for k = 0, c - 2 do
       local target = key
       if k > 0 then target = KEYS[tonumber(ARGV[i+4+k])] end
-      for j = 1, #pairs_, 2 do redis.call('ZINCRBY', target, pairs_[j + 1], pairs_[j]) end
+      if #pairs_ >= 64 and #pairs_ * 2 >= redis.call('ZCARD', target) then
+        if not merged then
+          redis.call('DEL', KEYS[4])
+          for j = 1, #pairs_, 1000 do
+            redis.call('ZADD', KEYS[4], unpack(pairs_, j, math.min(j + 999, #pairs_)))
+          end
+          merged = true
+        end
+        redis.call('ZUNIONSTORE', target, 2, target, KEYS[4])
+      else
+        for j = 1, #pairs_, 2 do redis.call('ZINCRBY', target, pairs_[j], pairs_[j + 1]) end
+      end
       redis.call('ZREMRANGEBYRANK', target, 0, -(cap + 1))
     end
+    if merged then redis.call('DEL', KEYS[4]) end
   elseif op == 'S' then
     -- state entries: field, value, field, value, ...
     local pairs_ = items(ARGV[i+3])
@@ -287,7 +303,14 @@ class RedisSink:
     ) -> tuple[list[str], list[str | int | bytes]]:
         """KEYS and ARGV of the apply script for one batch."""
         layout = self.layout
-        script = _Script([layout.applied(shard), layout.watermark(shard), layout.ops(shard)])
+        script = _Script(
+            [
+                layout.applied(shard),
+                layout.watermark(shard),
+                layout.ops(shard),
+                layout.scratch(shard),
+            ]
+        )
         script.args += [
             "" if expected is None else str(expected),
             last_offset,
@@ -329,7 +352,7 @@ class RedisSink:
             targets = [layout.ranking(shard, bucket, name) for bucket in buckets]
             for key, bucket in zip(targets, buckets, strict=True):
                 expiries[key] = self.expires_at(bucket)
-            packed = pack_list(_flat((m, str(n)) for m, n in scores.items()))
+            packed = pack_list(_flat((str(n), m) for m, n in scores.items()))
             others = [script.key(key) for key in targets[1:]]
             script.op("Y", targets[0], packed, RANKING_CAP, *others)
         lifetime_count = layout.tally(shard, BUYER_PAID_TALLY)

@@ -28,6 +28,12 @@ class Granularity(enum.StrEnum):
 
 GRANULARITIES = tuple(Granularity)
 
+DERIVED_DISTINCT = frozenset({Granularity.WEEK, Granularity.MONTH})
+"""Granularities whose distinct sets (HyperLogLogs) are not stored but read as the union of
+their days' (:meth:`BucketClock.distinct_parts`): a week's or a month's visitors are the
+union of its days' visitors, exactly (a HyperLogLog union is register-wise), and each page
+view then writes three HyperLogLogs per dimension value instead of five."""
+
 
 class Bucket(NamedTuple):
     """One event-time bucket: its size and the epoch second it starts at.
@@ -63,6 +69,21 @@ class BucketClock:
     def previous(self, bucket: Bucket) -> Bucket:
         """The bucket of the same size just before ``bucket``."""
         return self.bucket_at(bucket.granularity, bucket.start - 1)
+
+    def distinct_parts(self, bucket: Bucket) -> tuple[Bucket, ...]:
+        """The buckets whose distinct sets make up ``bucket``'s.
+
+        Its days for a week or a month (:data:`DERIVED_DISTINCT`), else the bucket itself.
+        """
+        if bucket.granularity not in DERIVED_DISTINCT:
+            return (bucket,)
+        end = self.end_of(bucket)
+        day = self.bucket_at(Granularity.DAY, bucket.start)
+        days = []
+        while day.start < end:
+            days.append(day)
+            day = Bucket(Granularity.DAY, self.end_of(day))
+        return tuple(days)
 
     def end_of(self, bucket: Bucket) -> int:
         """First epoch second after ``bucket`` (days may be 23 or 25 hours long); cached."""

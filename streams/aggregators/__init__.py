@@ -78,6 +78,8 @@ class KpiAggregator:
             self._handlers[event.type](ctx, event, ctx.retained(event.event_ms))
             if wm is None or event.event_ms > wm:
                 memory.watermark_ms = event.event_ms
+        if ctx.page_views:
+            ctx.page_views.fold(delta, ctx.retained)
         if memory.watermark_ms is not None:
             # Visits and conversations: their figures change with the batch's events and
             # with the watermark, at the end of the batch, the same whatever its size.

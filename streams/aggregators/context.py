@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from streams.aggregators.columns import PageViewColumns
 from streams.aggregators.delta import BatchDelta
 from streams.aggregators.memory import Message, ShardMemory, View
 from streams.timebuckets import Bucket, BucketClock, Granularity
@@ -45,6 +46,8 @@ class BatchContext:
     """For each visitor that got a view out of the usual case (see
     :func:`streams.aggregators.visits.add_view`), the views the batch's figures so far
     stand on."""
+    page_views: PageViewColumns = field(default_factory=PageViewColumns)
+    """The batch's page views as columns, folded into the delta at its end."""
     conversations_before: dict[str, list[Message]] = field(default_factory=dict)
     """The messages of each conversation this batch changed, as they were before it:
     the figures they gave are withdrawn and the new ones emitted at the end of the batch."""

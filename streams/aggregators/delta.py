@@ -13,7 +13,7 @@ from dataclasses import field as dc_field
 from functools import lru_cache
 
 from streams.events import Rejection, RejectReason
-from streams.timebuckets import Bucket, Granularity
+from streams.timebuckets import DERIVED_DISTINCT, Bucket, Granularity
 
 ANY = "_all"
 """Dimension value of the distinct sets that ignore the dimension (UV overall)."""
@@ -32,6 +32,25 @@ def parse_field(text: str) -> tuple[str, str, str]:
         return name, "", ""
     dimension, _, value = rest.partition("=")
     return name, dimension, value
+
+
+DERIVED_SETS = frozenset(
+    {
+        "uv",
+        "product_viewers",
+        "campaign_viewers",
+        "carters",
+        "active_members",
+        "orderers",
+        "payers",
+        "paying_members",
+        "warehouses",
+    }
+)
+"""Distinct sets to which an event adds its member in every bucket it falls in: a week's
+or a month's set is then the union of its days' and is not stored
+(:data:`streams.timebuckets.DERIVED_DISTINCT`). Not ``unique_pv`` (business days only) nor
+``new_member_payers`` (new within each period)."""
 
 
 Dims = tuple[tuple[str, str], ...]
@@ -59,6 +78,8 @@ class BatchDelta:
     update instead of twenty-five, and the expansion per bucket and field runs
     once per batch and distinct key, when read.
     """
+    _field_members: dict[tuple[tuple[Bucket, ...], str], set[str]] = dc_field(default_factory=dict)
+    """Members added per field (:meth:`add_members`), keyed by the tuple of buckets."""
     _counters: Counter[tuple[Bucket, str]] = dc_field(default_factory=Counter)
     _distinct: defaultdict[tuple[Bucket, str], set[str]] = dc_field(
         default_factory=lambda: defaultdict(set)
@@ -115,19 +136,29 @@ class BatchDelta:
 
     @property
     def distinct(self) -> defaultdict[tuple[Bucket, str], set[str]]:
-        """Members to insert per (bucket, distinct set)."""
-        if self._members:
+        """Members to insert per (bucket, distinct set).
+
+        Weeks and months only for the sets not in :data:`DERIVED_SETS`.
+        """
+        if self._members or self._field_members:
             distinct = self._distinct
             for buckets, name, members in self._pending_groups():
                 for bucket in buckets:
                     distinct[(bucket, name)] |= members
             self._members.clear()
+            self._field_members.clear()
         return self._distinct
 
     def _pending_groups(self) -> Iterator[tuple[tuple[Bucket, ...], str, set[str]]]:
         for (buckets, name, dims), members in self._members.items():
-            for name_ in _fields(name, dims, field(name, ANY, ANY)):
-                yield buckets, name_, members
+            stored = _stored_distinct(buckets) if name in DERIVED_SETS else buckets
+            if stored:
+                for name_ in _fields(name, dims, field(name, ANY, ANY)):
+                    yield stored, name_, members
+        for (buckets, name), members in self._field_members.items():
+            stored = _stored_distinct(buckets) if parse_field(name)[0] in DERIVED_SETS else buckets
+            if stored:
+                yield stored, name, members
 
     def distinct_groups(self) -> Iterator[tuple[tuple[Bucket, ...], str, set[str]]]:
         """Members per tuple of buckets and set name, without expanding them per bucket.
@@ -172,6 +203,31 @@ class BatchDelta:
             counts = self._counts
             counts[key] = counts.get(key, 0) + n
 
+    def count_field(self, buckets: tuple[Bucket, ...], name: str, n: int) -> None:
+        """Add ``n`` to one counter field (a total, or ``name|dimension=value``) per bucket.
+
+        For increments already grouped (:mod:`streams.aggregators.columns`): unlike
+        :meth:`count`, nothing is added to a total.
+        """
+        counters = self._counters
+        get = counters.get
+        for bucket in buckets:
+            key = (bucket, name)
+            counters[key] = get(key, 0) + n
+
+    def add_members(self, buckets: tuple[Bucket, ...], name: str, members: set[str]) -> None:
+        """Insert ``members`` into one distinct set field (``name|dimension=value``).
+
+        For members already grouped; ``members`` may be kept (not copied) by the delta.
+        """
+        if buckets and members:
+            key = (buckets, name)
+            found = self._field_members.get(key)
+            if found is None:
+                self._field_members[key] = members
+            else:
+                found |= members
+
     def add_distinct(
         self, buckets: tuple[Bucket, ...], name: str, member: str, **dims: str
     ) -> None:
@@ -205,6 +261,17 @@ class BatchDelta:
                 scores = self._scores[key] = Counter()
             scores[member] += n
 
+    def rank_counts(self, buckets: tuple[Bucket, ...], name: str, counts: Counter[str]) -> None:
+        """Add each member's count to its score in the ranking ``name`` ("" is skipped)."""
+        counts.pop("", None)
+        if counts and buckets:
+            key = (buckets, name)
+            scores = self._scores.get(key)
+            if scores is None:
+                self._scores[key] = counts
+            else:
+                scores.update(counts)
+
     def put_state(self, table: str, key: str, value: str) -> None:
         """Store a state entry (a session, a conversation)."""
         self.state_del.discard((table, key))
@@ -224,6 +291,12 @@ class BatchDelta:
         """Remove ``member`` from the sorted set ``name``."""
         self.zset_put.pop((name, member), None)
         self.zset_del.add((name, member))
+
+
+@lru_cache(maxsize=1 << 12)
+def _stored_distinct(buckets: tuple[Bucket, ...]) -> tuple[Bucket, ...]:
+    """The buckets whose distinct sets are stored (weeks and months are read from days)."""
+    return tuple(b for b in buckets if b.granularity not in DERIVED_DISTINCT)
 
 
 @lru_cache(maxsize=1 << 12)

@@ -1,27 +1,67 @@
 """Clickstream KPIs: PV/UV by dimension, unique PV, hot content, funnel entry, sessions.
 
-Visits (sessions) are assembled in event time by :mod:`streams.aggregators.visits`.
+Visits (sessions) are assembled in event time by :mod:`streams.aggregators.visits`;
+page views' other figures are folded per batch as columns
+(:mod:`streams.aggregators.columns`).
 """
 
 from __future__ import annotations
 
+from streams.aggregators.columns import UNIQUE_PV_SEPARATOR
 from streams.aggregators.context import BatchContext
-from streams.aggregators.delta import coarse, days
+from streams.aggregators.delta import BatchDelta, coarse, days
 from streams.aggregators.memory import View
 from streams.aggregators.visits import add_view
 from streams.events import Event
 from streams.timebuckets import Bucket
 
-UNIQUE_PV_SEPARATOR = "\x1f"
-
 
 def page_view(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
-    """PV, UV, unique PV, hot content, funnel and the visitor's session."""
-    delta = ctx.delta
-    get = event.attrs.get  # the hottest handler: each field read once (absent or None: "")
+    """PV, UV, unique PV, hot content, funnel (as columns, folded at the batch's end); visits.
+
+    The figures are :func:`page_view_figures`'s, computed for the whole batch at once
+    by :class:`~streams.aggregators.columns.PageViewColumns` (the hottest handler).
+    """
+    get = event.attrs.get  # each field read once (absent or None: "")
     visitor, page, page_type = get("visitor_id") or "", get("page") or "", get("page_type") or ""
     channel, device, campaign = get("channel") or "", get("device") or "", get("campaign") or ""
-    # Dimensions as tuples rather than keywords: the hottest handler (same keys, less work).
+    if buckets:
+        columns = ctx.page_views
+        minute = event.event_ms // 60_000
+        columns.minute.append(minute)
+        columns.visitor.append(visitor)
+        columns.page.append(page)
+        columns.page_type.append(page_type)
+        columns.channel.append(channel)
+        columns.device.append(device)
+        columns.campaign.append(campaign)
+        if page_type == "product":
+            columns.product_views.append(
+                (
+                    minute,
+                    visitor,
+                    channel,
+                    event.text("product_id"),
+                    event.text("category"),
+                    event.text("brand"),
+                )
+            )
+        elif page_type == "campaign":
+            columns.campaign_views.append((minute, visitor, campaign))
+    add_view(ctx, visitor, View(event.event_ms, page, page_type, channel, device, campaign))
+
+
+def page_view_figures(delta: BatchDelta, event: Event, buckets: tuple[Bucket, ...]) -> None:
+    """The definition of a page view's PV, UV, unique PV, hot content and funnel entry.
+
+    PV per channel, page type, device and campaign; UV (distinct visitors) per channel,
+    device and campaign; unique PV (distinct visitor and page) per business day; the
+    page, product, category and brand rankings (hour and longer); product and campaign
+    viewers. :func:`page_view` computes the same per batch, as columns.
+    """
+    get = event.attrs.get
+    visitor, page, page_type = get("visitor_id") or "", get("page") or "", get("page_type") or ""
+    channel, device, campaign = get("channel") or "", get("device") or "", get("campaign") or ""
     by_type = (("page_type", page_type),)
     by_source = (("channel", channel), ("device", device), ("campaign", campaign))
     delta.count_dims(buckets, "pv", 1, by_source[:1] + by_type + by_source[1:])
@@ -36,7 +76,6 @@ def page_view(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> N
         delta.rank(wide, "brand_views", event.text("brand"))
     elif page_type == "campaign":
         delta.add_distinct(buckets, "campaign_viewers", visitor, campaign=campaign)
-    add_view(ctx, visitor, View(event.event_ms, page, page_type, channel, device, campaign))
 
 
 def click(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:
