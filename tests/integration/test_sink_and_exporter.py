@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import redis
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from streams.aggregators.delta import BatchDelta
 from streams.aggregators.memory import (
     CUSTOMER,
     HOLDING_ZSET,
@@ -30,7 +32,7 @@ from streams.pipeline import BatchOutcome, DeadLetterList, Record
 from streams.runtime import batch_processor, kpi_collector
 from streams.settings import Settings
 from streams.sink import Applied
-from streams.timebuckets import BucketClock
+from streams.timebuckets import BucketClock, Granularity
 from tests.integration.clock import Clock
 from tests.integration.conftest import Stack, free_port
 
@@ -467,3 +469,45 @@ def test_live_entries_are_written_again_after_a_load(stack: Stack, at: At) -> No
     assert got[("shop_cs_waiting_customers", "", "")] == 2
     assert got[("shop_cs_longest_wait_seconds", "", "")] == pytest.approx(30)
     assert client.exists(layout.live_set(CHAT, "waiting")) == 0
+
+
+def test_ranking_increments_add_up_both_ways_the_apply_merges_them(stack: Stack, at: At) -> None:
+    """A batch with many members is summed into a ranking with ZUNIONSTORE, a small one
+    with ZINCRBY: both add each increment (negative ones too) to the stored score."""
+    settings = settings_for(stack)
+    clock = BucketClock(settings.business_timezone)
+    hour = clock.bucket_at(Granularity.HOUR, at.s)
+    day = clock.bucket_at(Granularity.DAY, at.s)
+    pages = [f"/p/{k}" for k in range(150)]
+    batches = [
+        {page: k % 7 + 1 for k, page in enumerate(pages[:100])},  # many: merged
+        {page: 2 for page in pages[50:150]},  # many again, half of them known
+        {"/p/0": -1, "/p/149": 5, "/p/new": 3},  # few: one ZINCRBY each
+    ]
+    expected: Counter[str] = Counter()
+    for batch in batches:
+        expected.update(batch)
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            sink = batch_processor(settings, client, DeadLetterList()).sink
+            offset = None
+            for k, increments in enumerate(batches):
+                delta = BatchDelta()
+                for page, n in increments.items():
+                    delta.rank((hour, day), "page_views", page, n)
+                applied = await sink.apply(CLICKS, offset, k, delta, at.ms)
+                assert applied.applied
+                offset = k
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+    layout = KeyLayout(settings.redis_prefix)
+    stored = redis.Redis.from_url(settings.redis_url)
+    for bucket in (hour, day):
+        got = stored.zrange(layout.ranking(CLICKS, bucket, "page_views"), 0, -1, withscores=True)
+        assert {m.decode(): int(s) for m, s in got} == dict(expected)
+        assert stored.ttl(layout.ranking(CLICKS, bucket, "page_views")) > 0
+    assert stored.exists(layout.scratch(CLICKS)) == 0

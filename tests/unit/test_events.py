@@ -1,4 +1,5 @@
 import json
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,6 +13,8 @@ from streams.events import (
     RejectReason,
     TopicKind,
     decode,
+    iso_ms,
+    parse_time,
 )
 
 NOW = 1_795_745_000_000  # 2026-11-27T02:03:20Z
@@ -197,3 +200,48 @@ def test_every_event_type_names_its_topic_and_partition_key() -> None:
     for name, spec in EVENT_TYPES.items():
         assert spec.key in spec.fields, name
         assert spec.fields[spec.key].required, name
+
+
+_OFFSETS = st.sampled_from(
+    [UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-3, minutes=-30))]
+)
+
+
+def _reference_ms(text: str) -> int | None:
+    """What ``datetime.fromisoformat`` makes of a time with an offset (None: refused)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return None if moment.tzinfo is None else round(moment.timestamp() * 1000)
+
+
+@settings(max_examples=500)
+@given(
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)),  # noqa: DTZ001
+    _OFFSETS,
+    st.booleans(),
+)
+def test_the_per_second_iso_parser_equals_fromisoformat(
+    moment: datetime, offset: timezone, zulu: bool
+) -> None:
+    text = moment.replace(tzinfo=offset).isoformat(timespec="milliseconds")
+    if zulu and offset is UTC:
+        text = text.replace("+00:00", "Z")
+    assert iso_ms(text) == _reference_ms(text) is not None
+    assert parse_time(text, "event_time") == _reference_ms(text)
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet="0123456789-T:.+Z ٣x", min_size=20, max_size=30))
+def test_the_per_second_iso_parser_answers_only_what_fromisoformat_accepts(text: str) -> None:
+    fast = iso_ms(text)
+    assert fast is None or fast == _reference_ms(text)
+
+
+def test_the_per_second_iso_parser_by_hand() -> None:
+    assert iso_ms("2026-11-11T20:00:01.250+08:00") == 1_794_398_401_250
+    assert iso_ms("2026-11-11T12:00:01.250Z") == 1_794_398_401_250
+    assert iso_ms("2026-11-11T20:00:60.250+08:00") is None  # no leap second
+    assert iso_ms("2026-11-11T20:00:01.2٣0+08:00") is None  # ASCII digits only
+    assert iso_ms("2026-11-11T20:00:01.250") is None  # no offset: fromisoformat decides

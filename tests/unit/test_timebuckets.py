@@ -1,4 +1,5 @@
 from datetime import UTC, datetime
+from itertools import pairwise
 
 from streams.timebuckets import Bucket, BucketClock, Granularity
 
@@ -65,3 +66,19 @@ def test_iso_week_starts_monday_and_month_on_the_first_in_business_time() -> Non
     assert clock.end_of(month) == december.start
     assert clock.previous(december) == month
     assert clock.end_of(december) == epoch("2027-01-01T00:00:00+08:00")
+
+
+def test_a_week_or_month_distinct_set_is_read_from_its_days() -> None:
+    # Europe/Berlin: March 2026 has a 23-hour day (the 29th); its days still cover it.
+    clock = BucketClock("Europe/Berlin")
+    march = clock.bucket_at(Granularity.MONTH, datetime(2026, 3, 15, tzinfo=UTC).timestamp())
+    days = clock.distinct_parts(march)
+    assert len(days) == 31
+    assert days[0].start == march.start
+    assert all(clock.end_of(a) == b.start for a, b in pairwise(days))
+    assert clock.end_of(days[-1]) == clock.end_of(march)
+    assert {d.granularity for d in days} == {Granularity.DAY}
+    week = clock.bucket_at(Granularity.WEEK, datetime(2026, 3, 29, 12, tzinfo=UTC).timestamp())
+    assert len(clock.distinct_parts(week)) == 7
+    day = clock.bucket_at(Granularity.DAY, 0)
+    assert clock.distinct_parts(day) == (day,)
