@@ -72,21 +72,39 @@ def _figures_from(
         end = first + 1
         while end < n and views[end].ms - views[end - 1].ms <= timeout:
             end += 1
-        entry, last = views[first], views[end - 1]
-        entry_buckets = _visit_start(count, retained, entry)
+        _visit_start(count, retained, views[first])
         _time_on_page(count, retained, views, max(first, pairs_from), end)
-        by_channel = (("channel", entry.channel),)
-        if wm - last.ms > timeout:
-            count(entry_buckets, "sessions_closed", 1, by_channel)
-            count(entry_buckets, "session_views", end - first, by_channel)
-            count(entry_buckets, "session_duration_ms", last.ms - entry.ms, by_channel)
-            if end - first == 1:
-                count(entry_buckets, "bounces", 1, by_channel)
-            exit_buckets = retained(last.ms)
-            count(exit_buckets, "exits", 1, (("page_type", last.page_type),))
-            figures.rank(coarse(exit_buckets), "page_exits", last.page)
+        if wm - views[end - 1].ms > timeout:
+            _visit_close(count, figures.rank, retained, views, first, end)
         first = end
     return figures
+
+
+def _visit_close(
+    count: Count,
+    rank: Callable[[tuple[Bucket, ...], str, str, int], None],
+    retained: Callable[[int], tuple[Bucket, ...]],
+    views: list[View],
+    first: int,
+    end: int,
+) -> None:
+    """The figures of the closed visit ``views[first:end]``.
+
+    At its first view: sessions closed, their views, duration and bounces (per entry
+    channel); at its last view: the exit (per page type) and the page's exit ranking.
+    """
+    entry, last = views[first], views[end - 1]
+    entry_buckets = retained(entry.ms)
+    by_channel = (("channel", entry.channel),)
+    count(entry_buckets, "sessions_closed", 1, by_channel)
+    count(entry_buckets, "session_views", end - first, by_channel)
+    if last.ms != entry.ms:  # no zero increment (a one-view visit lasts 0 ms)
+        count(entry_buckets, "session_duration_ms", last.ms - entry.ms, by_channel)
+    if end - first == 1:
+        count(entry_buckets, "bounces", 1, by_channel)
+    exit_buckets = retained(last.ms)
+    count(exit_buckets, "exits", 1, (("page_type", last.page_type),))
+    rank(coarse(exit_buckets), "page_exits", last.page, 1)
 
 
 Count = Callable[[tuple[Bucket, ...], str, int, Dims], None]
@@ -265,7 +283,20 @@ def _settle(
     ctx: BatchContext, before: list[View], after: list[View], wm_before: int | None, wm: int
 ) -> None:
     """Emit the change from the figures of ``before`` at ``wm_before`` to ``after`` at ``wm``."""
-    start, pairs_from = _changed_region(before, after, ctx.config.session_timeout_ms)
+    timeout = ctx.config.session_timeout_ms
+    if before is after:
+        # The same views: only the last visit can change, by closing (the usual case: no
+        # figures to build twice and compare).
+        last = after[-1]
+        if wm - last.ms > timeout and (wm_before is None or wm_before - last.ms <= timeout):
+            first = len(after) - 1
+            while first > 0 and after[first].ms - after[first - 1].ms <= timeout:
+                first -= 1
+            _visit_close(
+                ctx.delta.count_dims, ctx.delta.rank, ctx.retained, after, first, len(after)
+            )
+        return
+    start, pairs_from = _changed_region(before, after, timeout)
     was = _figures_from(ctx, before, start, pairs_from, wm_before)
     now = _figures_from(ctx, after, start, pairs_from, wm)
     if emit_difference(ctx.delta, was, now):
