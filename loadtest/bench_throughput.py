@@ -1,16 +1,20 @@
-"""Benchmark: events/s of the worker against a ceiling and two other ways, freshness, footprint.
+"""Benchmark: events/s of the worker against a ceiling, other ways and the previous commit.
 
     ./run bench                      # defaults below; or python -m loadtest.bench_throughput
     ./run bench --events 50000 --freshness-seconds 10 --memory-events 0
 
-On one fresh 4-partition topic filled with generated page views, each
-contender runs alone, as its own process with its own consumer group:
-(a) a raw aiokafka consumer that only decodes (the ceiling), (b) a naive
-Faust agent writing to Redis per event, (c) this project's ``kpi worker``,
-(d) Quix Streams (when the ``bench`` extra is installed); then two workers
-in one group. Then freshness at a fixed rate, peak memory, Redis memory and
-exporter scrape time. Prints the tables and writes them as Markdown; asserts
-nothing. What each figure means: docs/benchmarks.md.
+Page views: on one fresh 4-partition topic filled with generated page views,
+each contender runs alone, as its own process with its own consumer group:
+(a) a raw aiokafka consumer that only decodes (the ceiling), (a') a Faust
+agent that only decodes, (b) a naive Faust agent writing to Redis per event,
+(c) this project's ``kpi worker``, (p) the worker of ``--previous`` (a git
+worktree), (d) Quix Streams (when the ``bench`` extra is installed); then two
+workers in one group. Mixed: the four topics filled with generated shop traffic,
+read by (a), (c) and (p). Workers also get Redis and CPU time per event. Then
+``--profile`` (the worker under py-spy), freshness at a fixed rate, the time to
+catch up a minute's backlog, peak memory, Redis memory and exporter scrape
+time. Prints the tables and writes them as Markdown; asserts nothing. What each
+figure means: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -19,11 +23,8 @@ import argparse
 import asyncio
 import importlib.util
 import shutil
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-
-import redis
 
 from loadtest.throughput.common import Contender, say, start_run
 from loadtest.throughput.contenders import run_module
@@ -37,7 +38,12 @@ from loadtest.throughput.kafka import (
     run_settings,
     wait_for_partitions,
 )
+from loadtest.throughput.mixed import run_mixed
+from loadtest.throughput.previous import previous_checkout
+from loadtest.throughput.profile import profile_table, profile_worker, py_spy
+from loadtest.throughput.redis_memory import delete_prefix, key_census, redis_row, used_memory
 from loadtest.throughput.report import Table, machine, number, write_markdown
+from loadtest.throughput.rows import add_contender, catch_up_row, throughput_table
 from loadtest.throughput.worker import run_workers
 from streams.settings import Settings
 
@@ -59,94 +65,18 @@ def prepare(
     return settings, filled
 
 
-def used_memory(client: redis.Redis) -> int:
-    """Redis ``used_memory`` in bytes."""
-    info = client.info("memory")
-    return int(info["used_memory"])
-
-
-@dataclass(frozen=True)
-class KeyCensus:
-    """The keys under one prefix: how many, their summed ``MEMORY USAGE``, which never expire."""
-
-    keys: int
-    bytes: int
-    unexpiring: int
-    unexpiring_kinds: list[str]
-    bytes_by_kind: Counter[str]
-
-
-def key_census(client: redis.Redis, prefix: str) -> KeyCensus:
-    """Count and size the keys under ``prefix`` (other users of the same Redis do not count)."""
-    keys = list(client.scan_iter(f"{prefix}:*", count=10_000))
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.ttl(key)
-        pipe.memory_usage(key, samples=0)
-    answers = pipe.execute()
-    kinds: Counter[str] = Counter()
-    by_kind: Counter[str] = Counter()
-    size = 0
-    for key, ttl, usage in zip(keys, answers[::2], answers[1::2], strict=True):
-        size += int(usage or 0)
-        by_kind[_kind(key.decode(), prefix)] += int(usage or 0)
-        if ttl == -1:
-            kinds[_kind(key.decode(), prefix)] += 1
-    return KeyCensus(len(keys), size, sum(kinds.values()), sorted(kinds), by_kind)
-
-
-def _kind(key: str, prefix: str) -> str:
-    """Kind of a key, as in streams/keys.py: ``P:{S}:s:session`` -> ``s:session``."""
-    rest = key.split("}:", 1)[1] if "}:" in key else key.removeprefix(prefix + ":")
-    parts = rest.split(":")
-    return ":".join(parts[:2]) if parts[0] in ("s", "t", "z") else parts[0]
-
-
-KIND_NAMES = {
-    "b": "counters",
-    "u": "HyperLogLogs",
-    "r": "rankings",
-    "seen": "event ids",
-    "s:session": "sessions",
-}
-
-
-def redis_row(events: int, visitors: int, census: KeyCensus, delta: int) -> tuple[str, str, str]:
-    """Redis memory per million visitors, from the run's keys and from ``used_memory``."""
-    per_million = 1e6 / visitors / 2**20
-    largest = ", ".join(
-        f"{KIND_NAMES.get(kind, kind)} {100 * n / max(1, census.bytes):.0f} %"
-        for kind, n in census.bytes_by_kind.most_common(3)
-    )
-    return (
-        f"Redis memory per 1 M visitors ({events:,} events, {visitors:,} visitors)",
-        f"{census.bytes * per_million:,.0f} MiB (keys; largest: {largest}); used_memory delta "
-        f"{delta * per_million:,.0f} MiB",
-        "bounded by TTLs",
-    )
-
-
-def delete_prefix(client: redis.Redis, prefix: str) -> int:
-    """SCAN and DEL every key under ``prefix``."""
-    deleted = 0
-    batch = []
-    for key in client.scan_iter(f"{prefix}*", count=10_000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            deleted += int(client.delete(*batch))
-            batch.clear()
-    if batch:
-        deleted += int(client.delete(*batch))
-    return deleted
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run every phase, print the tables and write the Markdown file."""
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=300_000, help="events per throughput run")
-    parser.add_argument("--rate", type=float, default=20_000, help="events/s of the freshness run")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=20_000,
+        help="events/s of the freshness run; also the peak rate of the catch-up figures",
+    )
     parser.add_argument("--freshness-seconds", type=float, default=30, help="sampled seconds")
     parser.add_argument("--warmup", type=float, default=5, help="seconds before sampling starts")
     parser.add_argument(
@@ -158,144 +88,186 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scrapes", type=int, default=100, help="timed GET /metrics")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument(
+        "--previous",
+        default="HEAD~1",
+        help="commit whose worker runs beside this checkout's (a git worktree; '' skips it)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="run the page-view worker once more under py-spy"
+    )
+    parser.add_argument(
         "--markdown", type=Path, default=Path("docs/benchmarks-latest.md"), help="output file"
     )
     parser.add_argument("--keep", action="store_true", help="keep topics, Redis keys and logs")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    base, run_id, work, client, timeout = start_run(args.events)
 
-    throughput = Table(
-        f"Throughput ({args.events:,} generated page views, 4 partitions)",
-        ["contender", "events timed", "seconds", "events/s", "ratio to ceiling", "note"],
+def main(argv: list[str] | None = None) -> int:
+    """Run every phase, print the tables and write the Markdown file."""
+    args = arguments(argv)
+    bench = start_run(args.events)
+    base, run_id, work, client, timeout = bench
+
+    throughput = throughput_table(
+        f"Throughput, page views ({args.events:,} generated page views, 4 partitions)"
     )
-    figures = Table("Freshness, memory, scrape", ["measure", "value", "target"])
+    mixed_table = throughput_table("Throughput, mixed workload")
+    figures = Table("Freshness, catch-up, memory, scrape", ["measure", "value", "target"])
+    tables = [throughput, mixed_table, figures]
     ok = False
     try:
-        tp, filled = prepare(base, run_id, "tp", args.events, args.seed)
-        assert filled is not None
-        common = [
-            "--bootstrap",
-            tp.kafka_bootstrap,
-            "--topic",
-            tp.clickstream_topic,
-            "--events",
-            str(args.events),
-        ]
-        results: list[Contender] = []
+        with previous_checkout(args.previous) as previous:
+            tp, filled = prepare(base, run_id, "tp", args.events, args.seed)
+            assert filled is not None
+            common = [
+                "--bootstrap",
+                tp.kafka_bootstrap,
+                "--topic",
+                tp.clickstream_topic,
+                "--events",
+                str(args.events),
+            ]
+            results: list[Contender] = []
 
-        say("(a) ceiling: aiokafka getmany + decode")
-        ceiling, _ = run_module(
-            "(a) ceiling: aiokafka + decode",
-            "loadtest.throughput.ceiling",
-            [*common, "--group", f"{run_id}-ceiling"],
-            work,
-            timeout,
-        )
-        results.append(ceiling)
-
-        say("(a') Faust agent, take_events + decode")
-        faust_stream, _ = run_module(
-            "(a') Faust take_events + decode",
-            "loadtest.throughput.faust_stream",
-            [*common, "--group", f"{run_id}-faust-stream"],
-            work,
-            timeout,
-        )
-        results.append(faust_stream)
-
-        say("(b) naive Faust agent, Redis per event")
-        naive_prefix = f"{run_id}-naive"
-        naive, _ = run_module(
-            "(b) naive Faust, Redis per event",
-            "loadtest.throughput.naive_faust",
-            [
-                *common,
-                "--group",
-                f"{run_id}-naive",
-                "--redis-url",
-                tp.redis_url,
-                "--prefix",
-                naive_prefix,
-            ],
-            work,
-            timeout,
-        )
-        naive_pv = sum(int(v) for v in client.hvals(f"{naive_prefix}:pv"))
-        results.append(
-            Contender(naive.name, naive.events, naive.seconds, f"PV in Redis {naive_pv:,}")
-        )
-
-        say("(c) kpi worker")
-        before = used_memory(client)
-        one = run_workers(client, tp, filled.last_offsets, 1, work, "(c) kpi worker", timeout)
-        redis_delta = used_memory(client) - before
-        with Exporter(tp, work) as exporter:
-            check = totals(exporter, tp.clickstream_topic)
-            scrape = time_scrapes(exporter, args.scrapes)
-        census = key_census(client, tp.redis_prefix)
-        results.append(
-            Contender(
-                one.contender.name,
-                one.contender.events,
-                one.contender.seconds,
-                f"PV {number(check['pv_30m'])}, consumed {number(check['consumed'])}, "
-                f"UV {number(check['uv_30m'])} (exact {filled.visitors:,})",
-            )
-        )
-
-        if importlib.util.find_spec("quixstreams") is not None:
-            say("(d) Quix Streams")
-            quix, done = run_module(
-                "(d) Quix Streams, 1-min windows",
-                "loadtest.throughput.quix",
-                [*common, "--group", f"{run_id}-quix"],
+            say("(a) ceiling: aiokafka getmany + decode")
+            ceiling, _ = run_module(
+                "(a) ceiling: aiokafka + decode",
+                "loadtest.throughput.ceiling",
+                [*common, "--group", f"{run_id}-ceiling"],
                 work,
                 timeout,
             )
-            results.append(
-                Contender(
-                    quix.name,
-                    quix.events,
-                    quix.seconds,
-                    f"PV {done.extra['pv']:,}, per-minute UV summed "
-                    f"{done.extra['uv_minutes']:,} (exact {filled.visitor_minutes:,})",
+            results.append(ceiling)
+
+            say("(a') Faust agent, take_events + decode")
+            faust_stream, _ = run_module(
+                "(a') Faust take_events + decode",
+                "loadtest.throughput.faust_stream",
+                [*common, "--group", f"{run_id}-faust-stream"],
+                work,
+                timeout,
+            )
+            results.append(faust_stream)
+
+            say("(b) naive Faust agent, Redis per event")
+            naive_prefix = f"{run_id}-naive"
+            naive, _ = run_module(
+                "(b) naive Faust, Redis per event",
+                "loadtest.throughput.naive_faust",
+                [
+                    *common,
+                    "--group",
+                    f"{run_id}-naive",
+                    "--redis-url",
+                    tp.redis_url,
+                    "--prefix",
+                    naive_prefix,
+                ],
+                work,
+                timeout,
+            )
+            naive_pv = sum(int(v) for v in client.hvals(f"{naive_prefix}:pv"))
+            results.append(replace(naive, note=f"PV in Redis {naive_pv:,}"))
+
+            say("(c) kpi worker")
+            before = used_memory(client)
+            one = run_workers(client, tp, filled.last_offsets, 1, work, "(c) kpi worker", timeout)
+            redis_delta = used_memory(client) - before
+            with Exporter(tp, work) as exporter:
+                check = totals(exporter, tp.clickstream_topic)
+                scrape = time_scrapes(exporter, args.scrapes)
+            census = key_census(client, tp.redis_prefix)
+            worker = replace(
+                one.contender,
+                note=f"PV {number(check['pv_30m'])}, consumed {number(check['consumed'])}, "
+                f"UV {number(check['uv_30m'])} (exact {filled.visitors:,})",
+            )
+            results.append(worker)
+
+            prev: Contender | None = None
+            if previous is not None:
+                say(f"(p) kpi worker at {previous.label}")
+                prev = run_workers(
+                    client,
+                    tp.replace(
+                        consumer_group=f"{run_id}-tp-prev", redis_prefix=f"{run_id}-tp-prev"
+                    ),
+                    filled.last_offsets,
+                    1,
+                    work,
+                    f"(p) kpi worker at {previous.label}",
+                    timeout,
+                    code=previous.path,
+                ).contender
+                prev = replace(prev, note="")
+                results.append(prev)
+
+            if importlib.util.find_spec("quixstreams") is not None:
+                say("(d) Quix Streams")
+                quix, done = run_module(
+                    "(d) Quix Streams, 1-min windows",
+                    "loadtest.throughput.quix",
+                    [*common, "--group", f"{run_id}-quix"],
+                    work,
+                    timeout,
                 )
-            )
-        else:
-            say("(d) skipped: quixstreams is not installed (pip install -e '.[bench]')")
+                results.append(
+                    replace(
+                        quix,
+                        note=f"PV {done.extra['pv']:,}, per-minute UV summed "
+                        f"{done.extra['uv_minutes']:,} (exact {filled.visitor_minutes:,})",
+                    )
+                )
+            else:
+                say("(d) skipped: quixstreams is not installed (pip install -e '.[bench]')")
 
-        say("scale-out: two kpi workers in one group")
-        tp2 = tp.replace(consumer_group=f"{run_id}-tp-worker2", redis_prefix=f"{run_id}-tp2")
-        two = run_workers(
-            client, tp2, filled.last_offsets, 2, work, "(c) kpi worker, 2 processes", timeout
-        )
-        scale = two.contender.rate / one.contender.rate
-        results.append(
-            Contender(
-                two.contender.name,
-                two.contender.events,
-                two.contender.seconds,
-                f"{scale:.2f} x one worker",
+            say("scale-out: two kpi workers in one group")
+            tp2 = tp.replace(consumer_group=f"{run_id}-tp-worker2", redis_prefix=f"{run_id}-tp2")
+            two = run_workers(
+                client, tp2, filled.last_offsets, 2, work, "(c) kpi worker, 2 processes", timeout
             )
-        )
+            scale = two.contender.rate / one.contender.rate
+            results.append(replace(two.contender, note=f"{scale:.2f} x one worker"))
 
-        for c in results:
-            throughput.add(
-                c.name,
-                number(c.events),
-                number(c.seconds, 2),
-                number(c.rate),
-                number(c.rate / ceiling.rate, 2),
-                c.note,
+            for c in results:
+                add_contender(throughput, c, ceiling, prev if c is worker else None)
+
+            mixed = run_mixed(bench, args.events, args.seed + 2000, previous)
+            mixed_table.title = (
+                f"Throughput, mixed workload ({mixed.filled.events:,} generated shop events: "
+                f"{mixed.filled.shares()}; 4 topics of 4 partitions)"
             )
+            add_contender(mixed_table, mixed.ceiling, mixed.ceiling)
+            add_contender(mixed_table, mixed.worker, mixed.ceiling, mixed.previous)
+            if mixed.previous is not None:
+                add_contender(mixed_table, mixed.previous, mixed.ceiling)
+
+        if args.profile:
+            spy = py_spy()
+            if spy is None:
+                say("profile skipped: py-spy is not installed (pip install -e '.[bench]')")
+            else:
+                say("profile: kpi worker on the page views under py-spy")
+                prof = tp.replace(
+                    consumer_group=f"{run_id}-tp-profile", redis_prefix=f"{run_id}-tp-prof"
+                )
+                summary, profiled = profile_worker(
+                    client, prof, filled.last_offsets, work, timeout, spy
+                )
+                tables.append(
+                    profile_table(
+                        summary,
+                        f"Profile of kpi worker, page views (py-spy --idle, "
+                        f"{number(profiled.contender.rate)} events/s while sampled), main thread",
+                    )
+                )
 
         say(f"freshness: {args.rate:,.0f} events/s for {args.freshness_seconds:.0f}s")
         fresh_settings, _ = prepare(base, run_id, "fresh", 0, args.seed)
         fresh = measure(
             client, fresh_settings, args.rate, args.freshness_seconds, args.warmup, work
         )
-        summary = fresh.summary()
+        summary_ = fresh.summary()
         figures.add(
             "freshness run: rate sent",
             f"{number(fresh.rate_sent)} events/s ({fresh.seconds:.0f} s with the warm-up)",
@@ -303,19 +275,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         figures.add(
             "event → Redis freshness p50 / p99",
-            f"{summary['redis_p50']:.3f} s / {summary['redis_p99']:.3f} s",
+            f"{summary_['redis_p50']:.3f} s / {summary_['redis_p99']:.3f} s",
             "p99 ≤ 1 s",
         )
         figures.add(
             "event → Prometheus freshness p50 / p99 (1 s scrape)",
-            f"{summary['prom_p50']:.3f} s / {summary['prom_p99']:.3f} s",
+            f"{summary_['prom_p50']:.3f} s / {summary_['prom_p99']:.3f} s",
             "—",
         )
         figures.add(
             "consumer lag min / median / max (events, 1/s)",
-            " / ".join(number(summary[k]) for k in ("lag_min", "lag_median", "lag_max")),
+            " / ".join(number(summary_[k]) for k in ("lag_min", "lag_median", "lag_max")),
             "—",
         )
+        figures.add(*catch_up_row("page views", args.rate, worker.rate))
+        figures.add(*catch_up_row("mixed", args.rate, mixed.worker.rate))
         figures.add(
             "worker peak memory (VmHWM) after the throughput run", f"{one.peak_mb[0]:.0f} MiB", "—"
         )
@@ -341,8 +315,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"{big.peak_mb[0]:.0f} MiB",
                 "≤ 300 MiB after 10,000,000",
             )
-            figures.add(*redis_row(args.memory_events, mem_filled.visitors, mem_census, mem_delta))
-        figures.add(*redis_row(args.events, filled.visitors, census, redis_delta))
+            figures.add(
+                *redis_row(
+                    args.memory_events, mem_filled.visitors, mem_census, mem_delta, "page views, "
+                )
+            )
+        figures.add(*redis_row(args.events, filled.visitors, census, redis_delta, "page views, "))
+        figures.add(
+            *redis_row(
+                mixed.filled.events,
+                mixed.filled.visitors,
+                mixed.census,
+                mixed.redis_delta,
+                "mixed, ",
+            )
+        )
         figures.add(
             "worker keys without an expiry (throughput run)",
             f"{census.unexpiring:,} of {census.keys:,}: {', '.join(census.unexpiring_kinds)}",
@@ -366,14 +353,15 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"Machine: {machine()}.\n\n"
         f"`./run bench --events {args.events} --rate {args.rate:.0f} "
-        f"--freshness-seconds {args.freshness_seconds:.0f} --memory-events {args.memory_events}`"
+        f"--freshness-seconds {args.freshness_seconds:.0f} --memory-events {args.memory_events} "
+        f"--previous '{args.previous}'{' --profile' if args.profile else ''}`"
     )
     print()
     print(header.replace("`", ""))
-    for table in (throughput, figures):
+    for table in tables:
         print()
         print(table.text())
-    write_markdown(args.markdown, header, [throughput, figures])
+    write_markdown(args.markdown, header, tables)
     say(f"wrote {args.markdown}")
     return 0
 

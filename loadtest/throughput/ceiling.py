@@ -1,14 +1,17 @@
 """Contender (a), the ceiling: a raw aiokafka consumer that only fetches and decodes.
 
 No aggregation, no Redis: what one Python process can take off Kafka through
-the project's decoder (``streams.decoder``). Writes a :class:`ProcessResult`
-when ``--events`` records have been decoded.
+the project's decoder (``streams.decoder``). ``--topic`` takes one topic or
+several, comma-separated; ``--kinds`` gives each one's role (default: all
+clickstream), so every record is decoded as its topic's kind. Writes a
+:class:`ProcessResult` when ``--events`` records have been decoded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 
 from aiokafka import AIOKafkaConsumer
 
@@ -17,10 +20,12 @@ from streams.decoder import Decoder
 from streams.events import Rejection, TopicKind
 
 
-async def run(bootstrap: str, topic: str, group: str, events: int) -> ProcessResult:
-    """Fetch with ``getmany`` and decode until ``events`` records were seen."""
+async def run(
+    bootstrap: str, topics: Mapping[str, TopicKind], group: str, events: int
+) -> ProcessResult:
+    """Fetch with ``getmany``; decode as each topic's kind until ``events`` records were seen."""
     consumer = AIOKafkaConsumer(
-        topic,
+        *topics,
         bootstrap_servers=bootstrap,
         group_id=group,
         auto_offset_reset="earliest",
@@ -40,11 +45,10 @@ async def run(bootstrap: str, topic: str, group: str, events: int) -> ProcessRes
             if not first:
                 first = time.time()
             stamp = now_ms()
-            for records in batches.values():
+            for partition, records in batches.items():
+                kind = topics[partition.topic]
                 for record in records:
-                    if isinstance(
-                        decoder.decode(record.value, stamp, TopicKind.CLICKSTREAM), Rejection
-                    ):
+                    if isinstance(decoder.decode(record.value, stamp, kind), Rejection):
                         rejected += 1
                     seen += 1
     finally:
@@ -56,8 +60,14 @@ async def run(bootstrap: str, topic: str, group: str, events: int) -> ProcessRes
 def main(argv: list[str] | None = None) -> int:
     """Command line (the benchmark starts this as a process)."""
     parser = contender_arguments(__doc__)
+    parser.add_argument("--kinds", default="", help="each topic's kind, comma-separated")
     args = parser.parse_args(argv)
-    asyncio.run(run(args.bootstrap, args.topic, args.group, args.events)).write(args.result)
+    names = args.topic.split(",")
+    kinds = args.kinds.split(",") if args.kinds else ["clickstream"] * len(names)
+    if len(kinds) != len(names):
+        parser.error("--kinds needs one kind per topic")
+    topics = {name: TopicKind(kind) for name, kind in zip(names, kinds, strict=True)}
+    asyncio.run(run(args.bootstrap, topics, args.group, args.events)).write(args.result)
     return 0
 
 

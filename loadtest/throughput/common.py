@@ -57,12 +57,17 @@ def start_run(events: int) -> BenchRun:
 
 @dataclass(frozen=True)
 class Contender:
-    """A finished throughput measurement: events between the first and the last one timed."""
+    """A finished throughput measurement: events between the first and the last one timed.
+
+    Workers also carry what the timed events cost, in µs each (NaN: not measured).
+    """
 
     name: str
     events: int
     seconds: float
     note: str = ""
+    redis_us: float = float("nan")  # Redis EVALSHA time per event timed (workers only)
+    cpu_us: float = float("nan")  # the process's CPU time per event timed (workers only)
 
     @property
     def rate(self) -> float:

@@ -21,6 +21,7 @@ def run_module(
     """
     result = work / f"{module.rsplit('.', 1)[-1]}.json"
     log = work / f"{module.rsplit('.', 1)[-1]}.log"
+    result.unlink(missing_ok=True)  # an earlier run of the same module wrote one
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", module, *args, "--result", str(result)],

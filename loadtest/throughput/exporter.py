@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,3 +96,13 @@ def totals(exporter: Exporter, topic: str) -> dict[str, float]:
         elif name == "shop_events_consumed_total" and label.get("topic") == topic:
             found["consumed"] = value
     return found
+
+
+def consumed(exporter: Exporter, topics: Iterable[str]) -> float:
+    """``shop_events_consumed_total`` summed over ``topics``, read through /metrics."""
+    wanted = set(topics)
+    return sum(
+        value
+        for (name, labels), value in exporter.samples().items()
+        if name == "shop_events_consumed_total" and dict(labels).get("topic") in wanted
+    )

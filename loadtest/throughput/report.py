@@ -11,11 +11,12 @@ from pathlib import Path
 
 @dataclass
 class Table:
-    """A titled table of strings."""
+    """A titled table of strings; ``code``: columns shown as code in Markdown."""
 
     title: str
     headers: list[str]
     rows: list[list[str]] = field(default_factory=list)
+    code: tuple[int, ...] = ()
 
     def add(self, *cells: str) -> None:
         """Append a row."""
@@ -40,8 +41,17 @@ class Table:
         head = "| " + " | ".join(self.headers) + " |"
         inner = ["---:"] * (len(self.headers) - 2)
         rule = "|" + "|".join(["---", *inner, "---"]) + "|"
-        body = ["| " + " | ".join(row) + " |" for row in self.rows]
+        body = [
+            "| " + " | ".join(_cell(c, i in self.code) for i, c in enumerate(row)) + " |"
+            for row in self.rows
+        ]
         return "\n".join([f"### {self.title}", "", head, rule, *body])
+
+
+def _cell(text: str, code: bool) -> str:
+    """A cell's text as Markdown: ``|`` escaped; ``<`` (``<module>``) not taken for HTML."""
+    text = text.replace("|", "\\|")
+    return f"`{text}`" if code and text else text.replace("<", "&lt;")
 
 
 def machine() -> str:

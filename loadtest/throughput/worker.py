@@ -13,17 +13,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 
 from loadtest.throughput.common import PARTITIONS, Contender, free_port
+from loadtest.throughput.costs import Usage, usage
 from streams.keys import KeyLayout, Shard
 from streams.settings import Settings, env_name
 
 POLL_S = 0.05
+K = TypeVar("K")
+
+LastOffsets = Mapping[int, int] | Mapping[str, Mapping[int, int]]
+"""Last offset per partition: of the clickstream topic, or per topic (topic -> partition ->)."""
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -50,7 +56,11 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def start_kpi(
-    command: str, settings: Settings, log: Path, code: Path | None = None, **extra: str
+    command: str,
+    settings: Settings,
+    log: Path,
+    code: Path | None = None,
+    **extra: str,
 ) -> subprocess.Popen[bytes]:
     """Start ``kpi <command>`` for ``settings``; output goes to ``log``.
 
@@ -91,11 +101,11 @@ def start_workers(
     ]
 
 
-def stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM, then SIGKILL after 20 s: only the processes this benchmark started."""
+def stop(processes: list[subprocess.Popen[bytes]], sig: int = signal.SIGTERM) -> None:
+    """``sig``, then SIGKILL after 20 s: only the processes this benchmark started."""
     for process in processes:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(sig)
     for process in processes:
         try:
             process.wait(timeout=20)
@@ -113,27 +123,44 @@ def peak_rss_mb(pid: int) -> float:
 
 
 class ShardReader:
-    """Reads the applied offsets and watermarks of one topic's partitions from Redis."""
+    """Reads the applied offsets and watermarks of the partitions of some topics from Redis.
 
-    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+    ``topics`` defaults to the clickstream topic alone.
+    """
+
+    def __init__(
+        self, client: redis.Redis, settings: Settings, topics: Sequence[str] | None = None
+    ) -> None:
         layout = KeyLayout(settings.redis_prefix)
-        shards = [Shard(settings.clickstream_topic, p) for p in range(PARTITIONS)]
+        names = [settings.clickstream_topic] if topics is None else list(topics)
+        self.shards = [Shard(topic, p) for topic in names for p in range(PARTITIONS)]
         self.client = client
-        self.applied_keys = [layout.applied(s) for s in shards]
-        self.watermark_keys = [layout.watermark(s) for s in shards]
+        self.applied_keys = [layout.applied(s) for s in self.shards]
+        self.watermark_keys = [layout.watermark(s) for s in self.shards]
 
-    def applied(self) -> dict[int, int]:
-        """Partition -> last applied offset (-1 before the first batch)."""
+    def applied(self) -> dict[Shard, int]:
+        """Shard -> last applied offset (-1 before its first batch)."""
         values = self.client.mget(self.applied_keys)
-        return {p: -1 if v is None else int(v) for p, v in enumerate(values)}
+        return {s: -1 if v is None else int(v) for s, v in zip(self.shards, values, strict=True)}
 
-    def watermarks(self) -> dict[int, int]:
-        """Partition -> newest event time applied (epoch ms), for partitions that have one."""
+    def watermarks(self) -> dict[Shard, int]:
+        """Shard -> newest event time applied (epoch ms), for shards that have one."""
         values = self.client.mget(self.watermark_keys)
-        return {p: int(v) for p, v in enumerate(values) if v is not None}
+        return {s: int(v) for s, v in zip(self.shards, values, strict=True) if v is not None}
 
 
-def applied_count(applied: Mapping[int, int]) -> int:
+def by_shard(settings: Settings, last_offsets: LastOffsets) -> dict[Shard, int]:
+    """Last offsets keyed by shard; a plain partition -> offset map is the clickstream topic's."""
+    out: dict[Shard, int] = {}
+    for key, value in last_offsets.items():
+        if isinstance(key, str) and isinstance(value, Mapping):
+            out.update({Shard(key, p): offset for p, offset in value.items()})
+        elif isinstance(key, int) and isinstance(value, int):
+            out[Shard(settings.clickstream_topic, key)] = value
+    return out
+
+
+def applied_count(applied: Mapping[K, int]) -> int:
     """Records applied so far (offsets start at 0 on a fresh topic)."""
     return sum(offset + 1 for offset in applied.values())
 
@@ -149,30 +176,42 @@ class WorkerRun:
 def run_workers(
     client: redis.Redis,
     settings: Settings,
-    last_offsets: Mapping[int, int],
+    last_offsets: LastOffsets,
     count: int,
     logs: Path,
     name: str,
     timeout_s: float,
     code: Path | None = None,
+    watch: Callable[[list[int]], Callable[[], None]] | None = None,
 ) -> WorkerRun:
     """Start ``count`` workers and time them from the first applied batch to the last.
 
     The clock starts at the first poll that sees an applied offset; the events
-    applied by then are not counted, so the rate covers only timed events.
+    applied by then are not counted, so the rate covers only timed events. The
+    workers' CPU time and Redis's ``EVALSHA`` time are read at the same two polls
+    and divided by the events timed. ``watch`` (a profiler, say) is called with the
+    workers' process ids when the clock starts; what it returns is called when the
+    last offset is applied, before the workers stop.
     """
-    reader = ShardReader(client, settings)
+    last = by_shard(settings, last_offsets)
+    reader = ShardReader(client, settings, sorted({shard.topic for shard in last}))
     processes = start_workers(settings, count, logs, code=code)
+    pids = [p.pid for p in processes]
     started = time.monotonic()
     first_at = 0.0
     first_applied = 0
+    at_first: Usage | None = None
+    unwatch: Callable[[], None] | None = None
     try:
         while True:
             applied = reader.applied()
             now = time.monotonic()
             if not first_at and applied_count(applied) > 0:
                 first_at, first_applied = now, applied_count(applied)
-            if all(applied.get(p, -1) >= last for p, last in last_offsets.items()):
+                at_first = usage(client, pids)
+                if watch is not None:
+                    unwatch = watch(pids)
+            if all(applied.get(shard, -1) >= offset for shard, offset in last.items()):
                 break
             dead = [p.returncode for p in processes if p.poll() is not None]
             if dead:
@@ -180,9 +219,15 @@ def run_workers(
             if now - started > timeout_s:
                 raise TimeoutError(f"{name}: not done after {timeout_s:.0f}s; see {logs}")
             time.sleep(POLL_S)
-        peaks = [peak_rss_mb(p.pid) for p in processes]
+        at_end = usage(client, pids)
+        peaks = [peak_rss_mb(pid) for pid in pids]
     finally:
+        if unwatch is not None:
+            unwatch()
         stop(processes)
-    total = applied_count(dict(last_offsets))
-    timed = total - first_applied
-    return WorkerRun(Contender(name, timed, now - first_at, f"{count} process(es)"), peaks)
+    timed = applied_count(last) - first_applied
+    contender = Contender(name, timed, now - first_at, f"{count} process(es)")
+    if at_first is not None:
+        redis_us, cpu_us = (at_end - at_first).per_event_us(timed)
+        contender = replace(contender, redis_us=redis_us, cpu_us=cpu_us)
+    return WorkerRun(contender, peaks)
