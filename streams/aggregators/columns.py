@@ -7,9 +7,9 @@ appends its fields to a few lists, and :meth:`PageViewColumns.fold` turns the
 lists into the same increments with group-bys that run in C: ``Counter`` over
 ``zip`` of columns and ``set`` of zipped columns (``collections``, the standard
 library). ``loadtest/bench_columns.py`` measures this against polars on the same
-batches; the standard library is faster at the batch sizes a worker sees, where
-building a frame and turning its groups back into Python sets costs more than
-it saves.
+batches: 1.6 against 2.6 µs per view at 5,000 views, 1.5 against 4.8 at 2,000
+(polars wins from about 20,000), because building a frame and turning its groups
+back into the Python sets the apply sends costs more than it saves.
 
 The increments are exactly those of the per-event definition
 (:func:`streams.aggregators.traffic.page_view_figures`): a test folds random
