@@ -46,6 +46,7 @@ class PageViewColumns:
         "device",
         "minute",
         "page",
+        "page_times",
         "page_type",
         "product_views",
         "visitor",
@@ -63,9 +64,12 @@ class PageViewColumns:
         """(minute, visitor, channel, product id, category, brand) of product pages."""
         self.campaign_views: list[tuple[int, str, str]] = []
         """(minute, visitor, campaign) of campaign pages."""
+        self.page_times: list[tuple[int, str, int]] = []
+        """(minute, page type, ms to the next view) of views whose time on page a view in
+        time order settled (:func:`streams.aggregators.visits.add_view`)."""
 
     def __len__(self) -> int:
-        return len(self.minute)
+        return len(self.minute) + len(self.page_times)
 
     def fold(self, delta: BatchDelta, retained: Callable[[int], tuple[Bucket, ...]]) -> None:
         """Add the views' PV, UV, unique PV, rankings and product/campaign viewers to ``delta``.
@@ -119,6 +123,8 @@ class PageViewColumns:
             _rank(delta, buckets, "product_views", p_minutes, [r[3] for r in rows])
             _rank(delta, buckets, "category_views", p_minutes, [r[4] for r in rows])
             _rank(delta, buckets, "brand_views", p_minutes, [r[5] for r in rows])
+        if self.page_times:
+            _page_times(delta, retained, self.page_times)
         if self.campaign_views:
             rows_c = self.campaign_views
             c_minutes = [r[0] for r in rows_c]
@@ -188,3 +194,24 @@ def _rank(
         by_wide[wide[m]].append(member)
     for target, found in by_wide.items():
         delta.rank_counts(target, name, Counter(found))
+
+
+def _page_times(
+    delta: BatchDelta,
+    retained: Callable[[int], tuple[Bucket, ...]],
+    rows: list[tuple[int, str, int]],
+) -> None:
+    """Time on page and its views, summed per minute and page type (per type and total)."""
+    sums: dict[tuple[int, str], list[int]] = {}
+    for minute, page_type, gap in rows:
+        found = sums.get((minute, page_type))
+        if found is None:
+            sums[(minute, page_type)] = [gap, 1]
+        else:
+            found[0] += gap
+            found[1] += 1
+    for (minute, page_type), (total, views) in sums.items():
+        by_type = (("page_type", page_type),)
+        on_page = retained(minute * 60_000)
+        delta.count_dims(on_page, "time_on_page_ms", total, by_type)
+        delta.count_dims(on_page, "time_on_page_views", views, by_type)

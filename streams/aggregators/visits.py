@@ -205,7 +205,10 @@ def add_view(ctx: BatchContext, visitor: str, view: View) -> None:
                 if view.ms - last.ms <= timeout:
                     if wm_before is None or wm_before - last.ms <= timeout:
                         views.append(view)  # extends a visit still open
-                        _page_time(ctx.delta.count_dims, ctx.retained, last, view)
+                        # its time on page, summed per minute at the end of the batch
+                        ctx.page_views.page_times.append(
+                            (last.ms // 60_000, last.page_type, view.ms - last.ms)
+                        )
                         return
                 elif wm_before is not None and wm_before - last.ms > timeout:
                     views.append(view)  # a new visit after one already closed
