@@ -126,6 +126,11 @@ class DueKeys:
         self._heap: list[tuple[int, str]] = []
         self._scheduled: dict[str, int] = {}
 
+    @property
+    def scheduled(self) -> Mapping[str, int]:
+        """Each scheduled key's due time (read-only; :meth:`schedule` changes it)."""
+        return self._scheduled
+
     def schedule(self, key: str, due_ms: int) -> None:
         """Make ``key`` due once the watermark passes ``due_ms`` (unless due earlier)."""
         scheduled = self._scheduled.get(key)

@@ -239,6 +239,8 @@ def settle_visits(ctx: BatchContext, wm_before: int | None, wm_after: int) -> No
     horizon = forget_before(ctx, wm_after)
     encoded = memory.visits_encoded
     delta = ctx.delta
+    state_put, state_del = delta.state_put, delta.state_del
+    scheduled = due.scheduled
     for visitor, length_before in touched.items():
         views = all_views[visitor]
         before = changed.get(visitor)
@@ -261,8 +263,17 @@ def settle_visits(ctx: BatchContext, wm_before: int | None, wm_after: int) -> No
         else:
             text = encode_views(views)
         encoded[visitor] = text
-        delta.put_state(VISIT_TABLE, visitor, text)
-        due.schedule(visitor, _next_due(views, timeout, lateness, wm_after))
+        key = (VISIT_TABLE, visitor)  # delta.put_state, inlined (once per visitor and batch)
+        if state_del:
+            state_del.discard(key)
+        state_put[key] = text
+        closes = views[-1].ms + timeout
+        if closes >= wm_after and views[0].ms + timeout + lateness >= closes:
+            # _next_due's usual case; a visit still open is already due no later
+            if (known := scheduled.get(visitor)) is None or closes < known:
+                due.schedule(visitor, closes)
+        else:
+            due.schedule(visitor, _next_due(views, timeout, lateness, wm_after))
     for visitor in due_now:
         if visitor in touched:
             continue
