@@ -59,8 +59,11 @@ class KpiAggregator:
         delta = ctx.delta
         wm_before = ctx.watermark_before = memory.watermark_ms
         repeatable = orders.ORDER_KINDS
+        handlers, retained = self._handlers, ctx.retained
+        late_after = self.config.late_after_ms
+        consumed = late = 0
         for position, event in enumerate(events):
-            delta.consumed += 1
+            consumed += 1
             if isinstance(event, Rejection):
                 delta.rejected[event.reason] += 1
                 continue
@@ -73,11 +76,14 @@ class KpiAggregator:
                 delta.refused.append((position, refusal))
                 continue
             wm = memory.watermark_ms
-            if wm is not None and event.event_ms < wm - self.config.late_after_ms:
-                delta.late += 1
-            self._handlers[event.type](ctx, event, ctx.retained(event.event_ms))
-            if wm is None or event.event_ms > wm:
-                memory.watermark_ms = event.event_ms
+            event_ms = event.event_ms
+            if wm is not None and event_ms < wm - late_after:
+                late += 1
+            handlers[event.type](ctx, event, retained(event_ms))
+            if wm is None or event_ms > wm:
+                memory.watermark_ms = event_ms
+        delta.consumed += consumed
+        delta.late += late
         if ctx.page_views:
             ctx.page_views.fold(delta, ctx.retained)
         if memory.watermark_ms is not None:
