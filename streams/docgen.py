@@ -159,11 +159,12 @@ Rolling windows (`5m`, `30m`) carry only UV among the distinct counts;
 rankings exist for `hour`, `day`, `week`, `month` and `yesterday`.
 
 Distinct counts of a week or a month (UV, product and campaign viewers, carters,
-orderers, payers, paying and active members) are read as the union of its days'
-HyperLogLogs, exactly what one set per week or month would hold (a union of
-HyperLogLogs is their register-wise maximum). They exist while the days are kept
-(`KPI_DAY_RETENTION_SECONDS`, 400 days), not for the month retention's 800 days;
-the live windows never reach that far.
+orderers, payers, paying and active members, warehouses) are read as the union of
+its days' HyperLogLogs, exactly what one set per week or month would hold (a union
+of HyperLogLogs is their register-wise maximum). They exist while the days are kept
+(`KPI_DAY_RETENTION_SECONDS`, 400 days by default), not for the month retention's
+800 days; the settings require the day retention to cover the week retention and
+62 days, so the live windows (this and last week and month) always have their days.
 """
 
 METRICS_FIXED = """

@@ -476,7 +476,14 @@ def iso_ms(text: str) -> int | None:
     ``round(datetime.fromisoformat(text).timestamp() * 1000)`` wherever it answers (a
     property test compares them); None leaves the text to it.
     """
-    if text[19:20] != "." or (len(text) != 29 and len(text) != 24):
+    size = len(text)
+    if not (
+        (size == 29 and text[23] in "+-" and text[26] == ":") or (size == 24 and text[23] == "Z")
+    ):
+        return None
+    if text[4] != "-" or text[7] != "-" or text[10] != "T" or text[13] != ":":
+        return None
+    if text[16] != ":" or text[19] != ".":
         return None
     millis = text[20:23]
     if not (millis.isdigit() and millis.isascii()):

@@ -5,7 +5,8 @@ the same offset guard and the same duplicate check (event ids expire as the scri
 makes them), through this twin instead of Redis; ``tests/integration/test_memory_sink.py``
 applies the same batches to both and compares what they hold. Two differences:
 buckets never expire, and distinct sets are exact sets where Redis keeps HyperLogLogs,
-so a dry run holds every member of every bucket level and dimension in memory: size
+so a dry run holds every member of every stored bucket level (minute, hour and day;
+weeks and months only for the sets not read from days) and dimension in memory: size
 it for a day or a week of logs, not an archive.
 """
 

@@ -124,6 +124,13 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{env_name(name)} must be positive, got {getattr(self, name)}")
+        longest = max(self.week_retention_seconds, 62 * 86_400)
+        if self.day_retention_seconds < longest:
+            raise SettingsError(
+                f"{env_name('day_retention_seconds')} must be at least "
+                f"{env_name('week_retention_seconds')} and 62 days ({longest} s): the distinct "
+                f"counts of a week and of the last month are read from their days"
+            )
         protocols = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
         if self.kafka_security_protocol not in protocols:
             raise SettingsError(

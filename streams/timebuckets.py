@@ -30,7 +30,8 @@ GRANULARITIES = tuple(Granularity)
 
 DERIVED_DISTINCT = frozenset({Granularity.WEEK, Granularity.MONTH})
 """Granularities whose distinct sets (HyperLogLogs) are not stored but read as the union of
-their days' (:meth:`BucketClock.distinct_parts`): a week's or a month's visitors are the
+their days' (:meth:`BucketClock.distinct_parts`), for the sets that are such a union
+(:data:`streams.aggregators.delta.DERIVED_SETS`): a week's or a month's visitors are the
 union of its days' visitors, exactly (a HyperLogLog union is register-wise), and each page
 view then writes three HyperLogLogs per dimension value instead of five."""
 
@@ -109,7 +110,9 @@ class BucketClock:
         minute_start = epoch_minute * 60
         local = datetime.fromtimestamp(minute_start, UTC).astimezone(self.zone)
         hour_start = minute_start - local.minute * 60
-        day_local = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        # Re-resolved: in the hour a fall-back repeats after midnight, replace() would keep
+        # the second occurrence's offset and start the day an hour late.
+        day_local = _midnight(local)
         week_local = day_local - timedelta(days=day_local.weekday())
         month_local = day_local.replace(day=1)
         return (

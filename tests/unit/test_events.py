@@ -1,6 +1,7 @@
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -245,3 +246,14 @@ def test_the_per_second_iso_parser_by_hand() -> None:
     assert iso_ms("2026-11-11T20:00:60.250+08:00") is None  # no leap second
     assert iso_ms("2026-11-11T20:00:01.2٣0+08:00") is None  # ASCII digits only
     assert iso_ms("2026-11-11T20:00:01.250") is None  # no offset: fromisoformat decides
+    # Other forms fromisoformat reads (or refuses) its own way are left to it:
+    for text in (
+        "2026-11-27T09:59:59.9999+0800",  # four fraction digits: rounded, not cut
+        "20261127T015959.123.456Z",
+        "2024-01-01T000000.1.123Z",
+    ):
+        assert iso_ms(text) is None
+    assert parse_time("2026-11-27T09:59:59.9999+0800", "t") == 1_795_744_800_000
+    for text in ("20261127T015959.123.456Z", "2024-01-01T000000.1.123Z"):
+        with pytest.raises(ValueError, match="not ISO 8601"):
+            parse_time(text, "t")

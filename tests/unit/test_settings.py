@@ -27,6 +27,7 @@ def test_defaults_and_overrides() -> None:
         ({"KPI_BUSINESS_TIMEZONE": "Mars/Olympus"}, "not a known time zone"),
         ({"KPI_CHANNELS": "search,ads"}, "must contain 'other'"),
         ({"KPI_REDIS_ULR": "redis://x"}, "unknown setting(s): KPI_REDIS_ULR"),
+        ({"KPI_DAY_RETENTION_SECONDS": "86400"}, "KPI_DAY_RETENTION_SECONDS must be at least"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:

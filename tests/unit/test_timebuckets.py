@@ -1,5 +1,6 @@
 from datetime import UTC, datetime
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 from streams.timebuckets import Bucket, BucketClock, Granularity
 
@@ -82,3 +83,17 @@ def test_a_week_or_month_distinct_set_is_read_from_its_days() -> None:
     assert len(clock.distinct_parts(week)) == 7
     day = clock.bucket_at(Granularity.DAY, 0)
     assert clock.distinct_parts(day) == (day,)
+
+
+def test_the_hour_repeated_after_midnight_falls_in_its_own_day() -> None:
+    # Atlantic/Azores falls back from 01:00 to 00:00 on 2026-10-25: 00:30 happens twice.
+    zone = ZoneInfo("Atlantic/Azores")
+    clock = BucketClock("Atlantic/Azores")
+    first = datetime(2026, 10, 25, 0, 30, tzinfo=zone, fold=0).timestamp()
+    second = datetime(2026, 10, 25, 0, 30, tzinfo=zone, fold=1).timestamp()
+    assert second - first == 3600
+    day = clock.bucket_at(Granularity.DAY, first)
+    assert clock.bucket_at(Granularity.DAY, second) == day
+    assert day.start == datetime(2026, 10, 25, tzinfo=zone).timestamp()
+    week = clock.bucket_at(Granularity.WEEK, second)
+    assert day in clock.distinct_parts(week)
