@@ -110,15 +110,14 @@ class PageViewColumns:
             rows = self.product_views
             p_minutes = [r[0] for r in rows]
             p_visitors = [r[1] for r in rows]
-            _distinct(add, buckets, field("product_viewers", ANY, ANY), p_minutes, p_visitors)
-            _distinct_by(
+            _viewers(
                 add,
                 buckets,
                 "product_viewers",
                 "channel",
                 p_minutes,
-                [r[2] for r in rows],
                 p_visitors,
+                [r[2] for r in rows],
             )
             _rank(delta, buckets, "product_views", p_minutes, [r[3] for r in rows])
             _rank(delta, buckets, "category_views", p_minutes, [r[4] for r in rows])
@@ -129,16 +128,8 @@ class PageViewColumns:
             rows_c = self.campaign_views
             c_minutes = [r[0] for r in rows_c]
             c_visitors = [r[1] for r in rows_c]
-            _distinct(add, buckets, field("campaign_viewers", ANY, ANY), c_minutes, c_visitors)
-            _distinct_by(
-                add,
-                buckets,
-                "campaign_viewers",
-                "campaign",
-                c_minutes,
-                [r[2] for r in rows_c],
-                c_visitors,
-            )
+            campaigns = [r[2] for r in rows_c]
+            _viewers(add, buckets, "campaign_viewers", "campaign", c_minutes, c_visitors, campaigns)
 
 
 AddMembers = Callable[[tuple[Bucket, ...], str, set[str]], None]
@@ -175,6 +166,20 @@ def _distinct_by(
             groups[(m, value)].add(member)
     for (m, value), found in groups.items():
         add(buckets[m], field(name, dimension, value), found)
+
+
+def _viewers(
+    add: AddMembers,
+    buckets: dict[int, tuple[Bucket, ...]],
+    name: str,
+    dimension: str,
+    minutes: list[int],
+    visitors: list[str],
+    values: list[str],
+) -> None:
+    """Viewers of some pages (product, campaign): overall and per ``dimension`` value."""
+    _distinct(add, buckets, field(name, ANY, ANY), minutes, visitors)
+    _distinct_by(add, buckets, name, dimension, minutes, values, visitors)
 
 
 def _rank(
