@@ -22,7 +22,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as m
 from grafana_foundation_sdk.models import prometheus as prom_model
 
-from streams.settings import (
+from streams.common.settings import (
     DEFAULT_CAMPAIGNS,
     DEFAULT_CHANNELS,
     DEFAULT_DEVICES,

@@ -25,10 +25,10 @@ from streams.aggregators.columns import PageViewColumns
 from streams.aggregators.context import BatchContext
 from streams.aggregators.delta import BatchDelta
 from streams.aggregators.traffic import page_view
-from streams.decoder import Decoder
-from streams.events import Event, TopicKind
-from streams.runtime import aggregator, decode_limits
-from streams.settings import Settings
+from streams.common.settings import Settings
+from streams.ingest.decoder import Decoder
+from streams.ingest.events import Event, TopicKind
+from streams.worker.runtime import aggregator, decode_limits
 
 DIMENSIONS = ("channel", "page_type", "device", "campaign")
 

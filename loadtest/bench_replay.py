@@ -25,19 +25,19 @@ import redis
 
 from loadtest.shop import generate_shop
 from streams.aggregators import ShardMemory
-from streams.decoder import Decoder
-from streams.events import TopicKind
-from streams.pipeline import record_seen_ids
+from streams.common.settings import Settings, topic_kinds
+from streams.ingest.decoder import Decoder
+from streams.ingest.events import TopicKind
 from streams.replay.runner import ReplayDeadLetters, ReplayReport, replay
 from streams.replay.sources import Progress, expand, jsonl_records
-from streams.runtime import (
+from streams.worker.pipeline import record_seen_ids
+from streams.worker.runtime import (
     aggregator,
     async_redis,
     batch_processor,
     decode_limits,
     tune_gc_for_batches,
 )
-from streams.settings import Settings, topic_kinds
 
 
 def write_log(folder: Path, visitors: int, seed: int) -> int:

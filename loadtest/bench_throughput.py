@@ -45,7 +45,7 @@ from loadtest.throughput.redis_memory import delete_prefix, key_census, redis_ro
 from loadtest.throughput.report import Table, machine, number, write_markdown
 from loadtest.throughput.rows import add_contender, catch_up_row, throughput_table
 from loadtest.throughput.worker import run_workers
-from streams.settings import Settings
+from streams.common.settings import Settings
 
 
 def prepare(

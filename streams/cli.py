@@ -16,9 +16,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from streams.errors import KpiError
-from streams.events import TopicKind
-from streams.settings import Settings, describe
+from streams.common.errors import KpiError
+from streams.common.settings import Settings, describe
+from streams.ingest.events import TopicKind
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in ("worker", "replay"):
-        from streams.runtime import tune_gc_for_batches
+        from streams.worker.runtime import tune_gc_for_batches
 
         tune_gc_for_batches()
     if args.command == "worker":
@@ -143,7 +143,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "exporter":
         return run_exporter(settings)
     if args.command == "create-topics":
-        from streams.topics import create_topics
+        from streams.ingest.topics import create_topics
 
         created = asyncio.run(create_topics(settings, wait_s=args.wait))
         print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
@@ -178,8 +178,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "report":
         import time
 
-        from streams.report import build, last_complete_week, snapshot, week_bounds, write
-        from streams.runtime import kpi_collector
+        from streams.views.report import build, last_complete_week, snapshot, week_bounds, write
+        from streams.worker.runtime import kpi_collector
 
         week = args.week or last_complete_week(time.time(), settings.business_timezone)
         try:
@@ -192,7 +192,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(path)
         return 0
     if args.command == "docs":
-        from streams.docgen import write_or_check
+        from streams.views.docgen import write_or_check
 
         stale = write_or_check(Path(args.dir), write=not args.check)
         if stale:
@@ -200,8 +200,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         return 0
     if args.command == "watch":
-        from streams.promql import PrometheusClient
-        from streams.watch import watch
+        from streams.views.promql import PrometheusClient
+        from streams.views.watch import watch
 
         with contextlib.suppress(KeyboardInterrupt):
             watch(
@@ -218,7 +218,7 @@ def run_worker(settings: Settings) -> int:
     """Run the Faust worker until SIGTERM or Ctrl-C."""
     import faust
 
-    from streams.app import create_app
+    from streams.worker.app import create_app
 
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
@@ -230,8 +230,8 @@ def run_exporter(settings: Settings) -> int:
     """Serve /metrics until SIGTERM or Ctrl-C."""
     from prometheus_client import CollectorRegistry
 
-    from streams.http_metrics import serve
-    from streams.runtime import kpi_collector
+    from streams.metrics.http_metrics import serve
+    from streams.worker.runtime import kpi_collector
 
     registry = CollectorRegistry()
     registry.register(kpi_collector(settings))

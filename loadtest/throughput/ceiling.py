@@ -1,7 +1,7 @@
 """Contender (a), the ceiling: a raw aiokafka consumer that only fetches and decodes.
 
 No aggregation, no Redis: what one Python process can take off Kafka through
-the project's decoder (``streams.decoder``). ``--topic`` takes one topic or
+the project's decoder (``streams.ingest.decoder``). ``--topic`` takes one topic or
 several, comma-separated; ``--kinds`` gives each one's role (default: all
 clickstream), so every record is decoded as its topic's kind. Writes a
 :class:`ProcessResult` when ``--events`` records have been decoded.
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from aiokafka import AIOKafkaConsumer
 
 from loadtest.throughput.common import ProcessResult, contender_arguments, limits, now_ms
-from streams.decoder import Decoder
-from streams.events import Rejection, TopicKind
+from streams.ingest.decoder import Decoder
+from streams.ingest.events import Rejection, TopicKind
 
 
 async def run(

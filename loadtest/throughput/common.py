@@ -18,9 +18,9 @@ from typing import NamedTuple
 import faust
 import redis
 
-from streams.events import DecodeLimits
-from streams.runtime import decode_limits
-from streams.settings import Settings
+from streams.common.settings import Settings
+from streams.ingest.events import DecodeLimits
+from streams.worker.runtime import decode_limits
 
 PARTITIONS = 4
 

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.throughput.common import free_port, median, percentile
 from loadtest.throughput.worker import start_kpi, stop
-from streams.settings import Settings
+from streams.common.settings import Settings
 
 
 def fetch(url: str, timeout_s: float = 10) -> str:

@@ -5,7 +5,7 @@ its topics, then the project's decoder on every event; no Redis. The gap to
 the raw aiokafka ceiling (a) is what Faust's per-message stream machinery
 (conductor, channel queue, stream iteration, acknowledgement) costs, which is
 why the worker reads its input with one aiokafka consumer inside the Faust app
-(``streams/consumer.py``).
+(``streams/worker/consumer.py``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from loadtest.throughput.common import (
     limits,
     now_ms,
 )
-from streams.decoder import Decoder
-from streams.events import Rejection, TopicKind
+from streams.ingest.decoder import Decoder
+from streams.ingest.events import Rejection, TopicKind
 
 
 def build_app(bootstrap: str, topic: str, group: str, events: int, result: Path) -> faust.App:

@@ -26,8 +26,8 @@ from loadtest.throughput.exporter import Exporter
 from loadtest.throughput.kafka import EndOffsets
 from loadtest.throughput.prometheus import BenchPrometheus
 from loadtest.throughput.worker import ShardReader, applied_count, start_workers, stop
-from streams.keys import KeyLayout, Shard
-from streams.settings import Settings
+from streams.common.keys import KeyLayout, Shard
+from streams.common.settings import Settings
 
 SAMPLE_S = 0.1
 LAG_EVERY = 10  # samples, i.e. once a second

@@ -13,8 +13,8 @@ from aiokafka.structs import TopicPartition
 
 from loadtest.generator import generate, produce
 from loadtest.throughput.common import PARTITIONS
-from streams.settings import Settings
-from streams.topics import create_topics
+from streams.common.settings import Settings
+from streams.ingest.topics import create_topics
 
 
 def run_settings(base: Settings, run_id: str, name: str) -> Settings:

@@ -28,7 +28,7 @@ from loadtest.throughput.previous import Checkout
 from loadtest.throughput.redis_memory import KeyCensus, key_census, used_memory
 from loadtest.throughput.report import number
 from loadtest.throughput.worker import run_workers
-from streams.settings import Settings, topic_kinds
+from streams.common.settings import Settings, topic_kinds
 
 SPAN_S = 600
 PILOT_VISITORS = 1_000

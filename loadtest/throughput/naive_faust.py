@@ -23,8 +23,8 @@ from loadtest.throughput.common import (
     limits,
     now_ms,
 )
-from streams.decoder import Decoder
-from streams.events import Event, TopicKind
+from streams.ingest.decoder import Decoder
+from streams.ingest.events import Event, TopicKind
 
 
 def build_app(

@@ -25,7 +25,7 @@ import redis
 
 from loadtest.throughput.report import Table
 from loadtest.throughput.worker import LastOffsets, WorkerRun, run_workers
-from streams.settings import Settings
+from streams.common.settings import Settings
 
 RATE_HZ = 200
 FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")

@@ -6,7 +6,7 @@ visitor's views (state in RocksDB with its changelog topic, as Quix does by
 default). Each window update is one page view for that minute, and an update
 whose count is 1 is a new visitor for that minute: summing those gives the
 minute's exact PV and UV. Events are decoded with the project's decoder
-(``streams.decoder``), like every other contender.
+(``streams.ingest.decoder``), like every other contender.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.throughput.common import ProcessResult, contender_arguments, limits, now_ms
-from streams.decoder import Decoder
-from streams.events import Event, TopicKind
+from streams.ingest.decoder import Decoder
+from streams.ingest.events import Event, TopicKind
 
 GRACE = timedelta(minutes=15)  # the generated events are in event-time order per partition
 

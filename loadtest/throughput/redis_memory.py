@@ -45,7 +45,7 @@ def key_census(client: redis.Redis, prefix: str) -> KeyCensus:
 
 
 def _kind(key: str, prefix: str) -> str:
-    """Kind of a key, as in streams/keys.py: ``P:{S}:s:session`` -> ``s:session``."""
+    """Kind of a key, as in streams/common/keys.py: ``P:{S}:s:session`` -> ``s:session``."""
     rest = key.split("}:", 1)[1] if "}:" in key else key.removeprefix(prefix + ":")
     parts = rest.split(":")
     return ":".join(parts[:2]) if parts[0] in ("s", "t", "z") else parts[0]

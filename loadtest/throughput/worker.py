@@ -1,7 +1,7 @@
 """Contender (c): this project's ``kpi worker``, run as processes and watched through Redis.
 
 The worker stores each partition's last applied offset and watermark in Redis
-(:class:`streams.keys.KeyLayout`); the benchmark polls them, so it measures
+(:class:`streams.common.keys.KeyLayout`); the benchmark polls them, so it measures
 what has really been applied, not what has merely been consumed.
 """
 
@@ -22,8 +22,8 @@ import redis
 
 from loadtest.throughput.common import PARTITIONS, Contender, free_port
 from loadtest.throughput.costs import Usage, usage
-from streams.keys import KeyLayout, Shard
-from streams.settings import Settings, env_name
+from streams.common.keys import KeyLayout, Shard
+from streams.common.settings import Settings, env_name
 
 POLL_S = 0.05
 K = TypeVar("K")

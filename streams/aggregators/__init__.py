@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterable
 
 from streams.aggregators import chat, marketing, orders, traffic, visits
 from streams.aggregators.context import AggregatorConfig, BatchContext
-from streams.aggregators.delta import ANY, BatchDelta, field, parse_field
+from streams.aggregators.delta import BatchDelta
 from streams.aggregators.memory import CLOSE, ShardMemory
-from streams.events import Event, Rejection, RejectReason
-from streams.timebuckets import Bucket, BucketClock
+from streams.common.keys import ANY, field, parse_field
+from streams.common.timebuckets import Bucket, BucketClock
+from streams.ingest.events import Event, Rejection, RejectReason
 
 __all__ = [
     "ANY",

@@ -25,45 +25,23 @@ from streams.aggregators.memory import (
     AGENT,
     BOT,
     CLOSE,
-    COMPLAINT_TABLE,
-    CONVERSATION_TABLE,
     CUSTOMER,
-    HOLDING_ZSET,
-    LIVE_SEPARATOR,
-    WAITING_ZSET,
     Complaint,
     Message,
     encode_messages,
 )
 from streams.aggregators.visits import NEVER
-from streams.events import Event
-from streams.timebuckets import Bucket
-
-RESPONSE_BINS_S = (
-    5,
-    10,
-    15,
-    30,
-    60,
-    120,
-    300,
-    600,
-    1200,
-    1800,
-    3600,
-    7200,
-    14400,
-    28800,
-    43200,
-    86400,
-    172800,
+from streams.common.keys import (
+    COMPLAINT_TABLE,
+    CONVERSATION_TABLE,
+    HOLDING_ZSET,
+    LIVE_SEPARATOR,
+    RESPONSE_BINS_S,
+    WAITING_ZSET,
 )
-"""Upper bounds of the response-time histogram bins (seconds); one more bin is +Inf.
+from streams.common.timebuckets import Bucket
+from streams.ingest.events import Event
 
-From seconds (chat, the 30-second SLA) to two days (e-mail, social media): a quantile
-read from them (PromQL ``histogram_quantile``, the report) lies in the bin holding the
-true one, so it is off by less than that bin's width. 18 bins per window and histogram.
-"""
 _BIN_BOUNDS_MS = tuple(bound * 1000 for bound in RESPONSE_BINS_S)
 _BIN_LABELS = (*(str(bound) for bound in RESPONSE_BINS_S), "+Inf")
 

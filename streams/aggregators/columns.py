@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable
 
-from streams.aggregators.delta import ANY, BatchDelta, coarse, days, field
-from streams.timebuckets import Bucket
+from streams.aggregators.delta import BatchDelta, coarse, days
+from streams.common.keys import ANY, field
+from streams.common.timebuckets import Bucket
 
 UNIQUE_PV_SEPARATOR = "\x1f"
 """Between visitor and page in a unique-PV member."""

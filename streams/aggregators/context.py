@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from streams.aggregators.columns import PageViewColumns
 from streams.aggregators.delta import BatchDelta
 from streams.aggregators.memory import Message, ShardMemory, View
-from streams.timebuckets import Bucket, BucketClock, Granularity
+from streams.common.timebuckets import Bucket, BucketClock, Granularity
 
 
 @dataclass(frozen=True)

@@ -12,46 +12,9 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from functools import lru_cache
 
-from streams.events import Rejection, RejectReason
-from streams.timebuckets import DERIVED_DISTINCT, Bucket, Granularity
-
-ANY = "_all"
-"""Dimension value of the distinct sets that ignore the dimension (UV overall)."""
-
-
-@lru_cache(maxsize=1 << 16)
-def field(name: str, dimension: str = "", value: str = "") -> str:
-    """Counter field ``name`` or ``name|dimension=value`` (cached: label values are bounded)."""
-    return f"{name}|{dimension}={value}" if dimension else name
-
-
-def parse_field(text: str) -> tuple[str, str, str]:
-    """Inverse of :func:`field`: (name, dimension, value), dimension "" for totals."""
-    name, sep, rest = text.partition("|")
-    if not sep:
-        return name, "", ""
-    dimension, _, value = rest.partition("=")
-    return name, dimension, value
-
-
-DERIVED_SETS = frozenset(
-    {
-        "uv",
-        "product_viewers",
-        "campaign_viewers",
-        "carters",
-        "active_members",
-        "orderers",
-        "payers",
-        "paying_members",
-        "warehouses",
-    }
-)
-"""Distinct sets to which an event adds its member in every bucket it falls in: a week's
-or a month's set is then the union of its days' and is not stored
-(:data:`streams.timebuckets.DERIVED_DISTINCT`). Not ``unique_pv`` (business days only) nor
-``new_member_payers`` (new within each period)."""
-
+from streams.common.keys import ANY, DERIVED_SETS, field, parse_field
+from streams.common.timebuckets import DERIVED_DISTINCT, Bucket, Granularity
+from streams.ingest.events import Rejection, RejectReason
 
 Dims = tuple[tuple[str, str], ...]
 """Dimension names and values of one addition, in call order (empty values are skipped)."""

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import TypeVar
 
 from streams.aggregators.delta import BatchDelta, Dims
-from streams.timebuckets import Bucket
+from streams.common.timebuckets import Bucket
 
 
 class Figures:

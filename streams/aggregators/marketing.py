@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from streams.aggregators.context import BatchContext
-from streams.events import Event
-from streams.timebuckets import Bucket
+from streams.common.timebuckets import Bucket
+from streams.ingest.events import Event
 
 
 def cost_report(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:

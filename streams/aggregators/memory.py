@@ -17,25 +17,12 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-VISIT_TABLE = "visit"
-"""A visitor's page views still open to late events, in event-time order (replaces the
-``session`` table of earlier versions, which held one running session per visitor)."""
-CONVERSATION_TABLE = "chat"
-"""A conversation's messages still open to late events (replaces ``conversation``)."""
-COMPLAINT_TABLE = "complaint"
-ORDER_TABLE = "order"
-"""The order ids of the last ``KPI_ORDER_DEDUPE_DAYS``: which of their events counted
-(a bit per kind) and the newest one's time, as ``newest_ms * 16 + kinds``."""
-STATE_TABLES = (VISIT_TABLE, CONVERSATION_TABLE, COMPLAINT_TABLE, ORDER_TABLE)
-WAITING_ZSET = "waits"
-"""Live set of the customers waiting: ``<waiting since, ms>\x1f<conversation>`` scored by
-the time the conversation ends unless a message comes (last message + timeout, ms)."""
-HOLDING_ZSET = "holds"
-"""Live set of the agents holding a conversation: ``<agent>\x1f<conversation>``, scored
-like :data:`WAITING_ZSET`. A reader counts only the members scored after now, so a
-conversation without a message within the timeout before now (replayed history, a
-partition whose events stopped) is not live."""
-LIVE_SEPARATOR = "\x1f"
+from streams.common.keys import (
+    COMPLAINT_TABLE,
+    CONVERSATION_TABLE,
+    ORDER_TABLE,
+    VISIT_TABLE,
+)
 
 CUSTOMER, BOT, AGENT, CLOSE = 0, 1, 2, 3
 """Kinds of a conversation :class:`Message`; at one instant a customer's message comes

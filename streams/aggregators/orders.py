@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from streams.aggregators.context import BatchContext
 from streams.aggregators.delta import coarse
-from streams.aggregators.memory import ORDER_TABLE
-from streams.events import Event
-from streams.timebuckets import Bucket, Granularity
+from streams.common.keys import ORDER_TABLE
+from streams.common.timebuckets import Bucket, Granularity
+from streams.ingest.events import Event
 
 REPEAT_PERIODS = (Granularity.DAY, Granularity.WEEK, Granularity.MONTH)
 ORDER_KINDS = {"order_created": 1, "order_paid": 2, "order_cancelled": 4, "order_refunded": 8}

@@ -12,8 +12,8 @@ from streams.aggregators.context import BatchContext
 from streams.aggregators.delta import BatchDelta, coarse, days
 from streams.aggregators.memory import View
 from streams.aggregators.visits import add_view
-from streams.events import Event
-from streams.timebuckets import Bucket
+from streams.common.timebuckets import Bucket
+from streams.ingest.events import Event
 
 
 def page_view(ctx: BatchContext, event: Event, buckets: tuple[Bucket, ...]) -> None:

@@ -31,8 +31,9 @@ from collections.abc import Callable
 from streams.aggregators.context import BatchContext
 from streams.aggregators.delta import Dims, coarse
 from streams.aggregators.figures import Figures, emit_difference
-from streams.aggregators.memory import VISIT_TABLE, View, encode_views
-from streams.timebuckets import Bucket
+from streams.aggregators.memory import View, encode_views
+from streams.common.keys import VISIT_TABLE
+from streams.common.timebuckets import Bucket
 
 NEVER = 1 << 62
 

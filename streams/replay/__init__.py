@@ -2,6 +2,6 @@
 
 ``sources`` turns files (JSON Lines, plain or gzip; REES46 CSV) and Kafka
 ranges into batches of raw records; ``runner`` feeds them to the same
-:class:`streams.pipeline.BatchProcessor` the worker uses; ``backfill`` turns
+:class:`streams.worker.pipeline.BatchProcessor` the worker uses; ``backfill`` turns
 stored buckets into Prometheus history.
 """

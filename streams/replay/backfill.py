@@ -21,8 +21,8 @@ from typing import TextIO
 
 from prometheus_client.registry import Collector
 
-from streams.errors import KpiError
-from streams.exporter import KpiCollector
+from streams.common.errors import KpiError
+from streams.metrics.exporter import KpiCollector
 
 HISTORY_WINDOWS = frozenset({"minute", "hour", "day"})
 

@@ -7,10 +7,10 @@ import sys
 import time
 from datetime import datetime
 
-from streams.errors import KpiError
+from streams.common.errors import KpiError
+from streams.common.settings import Settings
 from streams.replay.backfill import create_blocks, install_blocks, write_openmetrics
-from streams.runtime import kpi_collector
-from streams.settings import Settings
+from streams.worker.runtime import kpi_collector
 
 
 def _epoch(text: str, flag: str) -> int:

@@ -9,11 +9,10 @@ from contextlib import ExitStack
 from datetime import datetime
 from typing import TextIO
 
-from streams.errors import KpiError
-from streams.events import TopicKind
-from streams.kafka_auth import client_kwargs
-from streams.memory_sink import MemorySink
-from streams.pipeline import BatchProcessor
+from streams.common.errors import KpiError
+from streams.common.settings import Settings, topic_kinds
+from streams.ingest.events import TopicKind
+from streams.ingest.kafka_auth import client_kwargs
 from streams.replay.kafka import KafkaRange, replay_kafka
 from streams.replay.runner import (
     ProgressBar,
@@ -29,8 +28,9 @@ from streams.replay.sources import (
     rees46_records,
     source_id,
 )
-from streams.runtime import aggregator, async_redis, batch_processor, decode_limits
-from streams.settings import Settings, topic_kinds
+from streams.store.memory_sink import MemorySink
+from streams.worker.pipeline import BatchProcessor
+from streams.worker.runtime import aggregator, async_redis, batch_processor, decode_limits
 
 
 def run_replay(settings: Settings, args: argparse.Namespace) -> int:

@@ -14,10 +14,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.keys import Shard
-from streams.pipeline import Record
+from streams.common.keys import Shard
 from streams.replay.runner import Processor, ReplayReport, ShardFeeder, count_outcomes
 from streams.replay.sources import Progress, SourceError
+from streams.worker.pipeline import Record
 
 
 @dataclass(frozen=True)

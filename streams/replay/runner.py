@@ -2,9 +2,9 @@
 
 Records of each topic kind go, in batches, to one replay shard per kind
 (``<topic>@<source id>``, partition 0) through the same
-:class:`~streams.pipeline.BatchProcessor` as the worker, so buckets, sessions
+:class:`~streams.worker.pipeline.BatchProcessor` as the worker, so buckets, sessions
 and exactly-once behave as they do live. A dry run gives the processor the
-store's in-memory twin (:class:`~streams.memory_sink.MemorySink`) instead of Redis.
+store's in-memory twin (:class:`~streams.store.memory_sink.MemorySink`) instead of Redis.
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ from typing import Protocol, TextIO
 
 from streams.aggregators import ANY, BatchDelta
 from streams.aggregators import field as kpi_field
-from streams.events import Rejection, TopicKind
-from streams.keys import Shard
-from streams.memory_sink import MemorySink
-from streams.pipeline import BatchOutcome, Record
+from streams.common.keys import Shard
+from streams.common.timebuckets import Granularity
+from streams.ingest.events import Rejection, TopicKind
 from streams.replay.sources import Progress, SourceRecord
-from streams.timebuckets import Granularity
+from streams.store.memory_sink import MemorySink
+from streams.worker.pipeline import BatchOutcome, Record
 
 MAX_REPORTED_REJECTS = 20
 
 
 class ShardFeeder(Protocol):
-    """Takes one shard's batches in order (see :class:`streams.pipeline.OverlappedShard`)."""
+    """Takes one shard's batches in order (see :class:`streams.worker.pipeline.OverlappedShard`)."""
 
     async def submit(self, records: Sequence[Record]) -> list[BatchOutcome]:
         """Start a batch; the outcomes of batches finished meanwhile."""

@@ -23,8 +23,8 @@ from typing import BinaryIO, NamedTuple
 
 import orjson
 
-from streams.errors import KpiError
-from streams.events import EVENT_TYPES, TopicKind
+from streams.common.errors import KpiError
+from streams.ingest.events import EVENT_TYPES, TopicKind
 
 
 class SourceError(KpiError):

@@ -24,7 +24,7 @@ import pytest
 import redis
 
 from loadtest.generator import Produced, produce
-from streams.promql import PrometheusClient
+from streams.views.promql import PrometheusClient
 from tests.integration.clock import Clock, placed
 
 ROOT = Path(__file__).resolve().parents[2]

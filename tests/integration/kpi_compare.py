@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 from loadtest.generator import KNOWN_CHANNELS, GroundTruth
 from loadtest.shop import ShopTruth
-from streams.catalogue import COUNTERS, DISTINCT, RANKINGS
-from streams.promql import PrometheusClient
-from streams.settings import Settings
+from streams.common.settings import Settings
+from streams.kpi.catalogue import COUNTERS, DISTINCT, RANKINGS
+from streams.views.promql import PrometheusClient
 
 Series = Mapping[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from loadtest.shop import ShopTruth, disorder, flush_events, generate_shop, resend_orders
-from streams.settings import Settings
+from streams.common.settings import Settings
 from tests.integration.conftest import Pipeline, near_minute_edge
 from tests.integration.kpi_compare import DEFAULTS, MINUTE_MS, TARGETS, compare_kpis
 
@@ -126,7 +126,7 @@ def test_every_kpi_matches_the_ground_truth(
         # Diagnostics: the same figures read by an in-process collector right now.
         from prometheus_client import CollectorRegistry
 
-        from streams.runtime import kpi_collector
+        from streams.worker.runtime import kpi_collector
 
         settings = Settings.from_env(
             {k: v for k, v in pipeline.env.items() if k.startswith("KPI_")}

@@ -18,7 +18,7 @@ import pytest
 
 from dashboards.build import DASHBOARDS, JSON_DIR, panel_queries
 from loadtest.shop import flush_events, generate_shop
-from streams.promql import PromQLError
+from streams.views.promql import PromQLError
 from tests.integration.clock import Clock, latest_instant
 from tests.integration.conftest import Pipeline, kpi_env, run_kpi
 from tests.integration.kpi_compare import MINUTE_MS, start_of

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from loadtest.generator import generate
-from streams.kafka_auth import client_kwargs
-from streams.settings import Settings
+from streams.common.settings import Settings
+from streams.ingest.kafka_auth import client_kwargs
 from tests.integration.conftest import ROOT, SASL_PASSWORD, Pipeline
 
 pytestmark = pytest.mark.integration

@@ -12,12 +12,12 @@ import redis
 import redis.asyncio as aioredis
 
 from loadtest.shop import disorder, generate_shop
-from streams.events import TopicKind
-from streams.keys import BUYER_PAID_TALLY, REPEAT_LIFETIME_TALLY, KeyLayout, Shard
-from streams.memory_sink import MemorySink, ShardStore
-from streams.pipeline import BatchProcessor, DeadLetterList, Record
-from streams.runtime import aggregator, batch_processor, decode_limits
-from streams.settings import Settings, topic_kinds
+from streams.common.keys import BUYER_PAID_TALLY, REPEAT_LIFETIME_TALLY, KeyLayout, Shard
+from streams.common.settings import Settings, topic_kinds
+from streams.ingest.events import TopicKind
+from streams.store.memory_sink import MemorySink, ShardStore
+from streams.worker.pipeline import BatchProcessor, DeadLetterList, Record
+from streams.worker.runtime import aggregator, batch_processor, decode_limits
 from tests.integration.clock import Clock
 from tests.integration.conftest import Stack
 from tests.integration.kpi_compare import MINUTE_MS

@@ -7,7 +7,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.sink import pack_list
+from streams.store.sink import pack_list
 from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ import redis
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
-from streams.keys import Shard
-from streams.pipeline import DeadLetterList
-from streams.runtime import batch_processor, kpi_collector
-from streams.settings import Settings
+from streams.common.keys import Shard
+from streams.common.settings import Settings
+from streams.worker.pipeline import DeadLetterList
+from streams.worker.runtime import batch_processor, kpi_collector
 from tests.integration.clock import Clock
 from tests.integration.conftest import Stack
 from tests.integration.test_sink_and_exporter import ANCHOR, At

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.runtime import kpi_collector
-from streams.settings import Settings
+from streams.common.settings import Settings
+from streams.worker.runtime import kpi_collector
 from tests.integration.clock import Clock
 from tests.integration.conftest import Stack, kpi_env, run_kpi
 from tests.integration.kpi_compare import start_of

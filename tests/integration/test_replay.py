@@ -16,8 +16,8 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from loadtest.shop import ShopTruth, flush_events, generate_shop
-from streams.runtime import kpi_collector
-from streams.settings import Settings
+from streams.common.settings import Settings
+from streams.worker.runtime import kpi_collector
 from tests.integration.clock import Clock, placed
 from tests.integration.conftest import Stack, kpi_env
 from tests.integration.kpi_compare import MINUTE_MS, TARGETS, compare_kpis, series_of

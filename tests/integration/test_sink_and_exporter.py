@@ -21,18 +21,16 @@ from prometheus_client import CollectorRegistry
 from streams.aggregators.delta import BatchDelta
 from streams.aggregators.memory import (
     CUSTOMER,
-    HOLDING_ZSET,
-    WAITING_ZSET,
     Message,
     encode_messages,
 )
-from streams.events import RejectReason
-from streams.keys import KeyLayout, Shard
-from streams.pipeline import BatchOutcome, DeadLetterList, Record
-from streams.runtime import batch_processor, kpi_collector
-from streams.settings import Settings
-from streams.sink import Applied
-from streams.timebuckets import BucketClock, Granularity
+from streams.common.keys import HOLDING_ZSET, WAITING_ZSET, KeyLayout, Shard
+from streams.common.settings import Settings
+from streams.common.timebuckets import BucketClock, Granularity
+from streams.ingest.events import RejectReason
+from streams.store.sink import Applied
+from streams.worker.pipeline import BatchOutcome, DeadLetterList, Record
+from streams.worker.runtime import batch_processor, kpi_collector
 from tests.integration.clock import Clock
 from tests.integration.conftest import Stack, free_port
 
@@ -403,7 +401,7 @@ def test_state_of_an_earlier_version_is_dropped_at_the_upgrade(
         (CLICKS, [Record(i, v) for i, v in enumerate(views)]),
         (CHAT, [Record(i, v) for i, v in enumerate(chat)]),
     ]
-    with caplog.at_level(logging.WARNING, logger="streams.sink"):
+    with caplog.at_level(logging.WARNING, logger="streams.store.sink"):
         asyncio.run(run_batches(settings, batches, at.ms))
     assert client.exists(*layout.obsolete(CLICKS), *layout.obsolete(CHAT)) == 0
     waits = client.zrange(layout.live_set(CHAT, WAITING_ZSET), 0, -1)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from streams.aggregators import ANY, AggregatorConfig, BatchDelta, KpiAggregator, ShardMemory, field
 from streams.aggregators.memory import (
-    CONVERSATION_TABLE,
-    HOLDING_ZSET,
-    VISIT_TABLE,
-    WAITING_ZSET,
     View,
     decode_views,
     encode_views,
 )
-from streams.events import Event, OrderLine, Rejection, RejectReason
-from streams.timebuckets import Bucket, BucketClock, Granularity
+from streams.common.keys import CONVERSATION_TABLE, HOLDING_ZSET, VISIT_TABLE, WAITING_ZSET
+from streams.common.timebuckets import Bucket, BucketClock, Granularity
+from streams.ingest.events import Event, OrderLine, Rejection, RejectReason
 
 DAY = 86_400
 # 2026-11-11T12:00:00Z = 20:00 in Shanghai; the business day began 2026-11-10T16:00Z.

@@ -10,8 +10,8 @@ from streams.aggregators.context import BatchContext
 from streams.aggregators.memory import View
 from streams.aggregators.traffic import page_view_figures
 from streams.aggregators.visits import add_view
-from streams.events import Event
-from streams.timebuckets import Bucket, BucketClock, Granularity
+from streams.common.timebuckets import Bucket, BucketClock, Granularity
+from streams.ingest.events import Event
 
 HOUR_MS = 3_600_000
 # Short retentions, so that a batch spread over six hours has views whose buckets are all

@@ -7,10 +7,10 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 
-from streams.consumer import _fetch, consume
-from streams.keys import Shard
-from streams.pipeline import Record
-from streams.settings import Settings
+from streams.common.keys import Shard
+from streams.common.settings import Settings
+from streams.worker.consumer import _fetch, consume
+from streams.worker.pipeline import Record
 
 
 @dataclass

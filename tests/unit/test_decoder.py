@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import streams.decoder
+import streams.ingest.decoder
 from loadtest.shop import generate_shop
-from streams.decoder import Decoder
-from streams.events import EVENT_TYPES, Event, Rejection, RejectReason, TopicKind, decode
+from streams.ingest.decoder import Decoder
+from streams.ingest.events import EVENT_TYPES, Event, Rejection, RejectReason, TopicKind, decode
 from tests.unit.test_events import LIMITS, NOW, json_values
 
 DECODER = Decoder(LIMITS)
@@ -54,7 +54,7 @@ def test_valid_examples_take_the_fast_path_and_match(
     topic = EVENT_TYPES[type_name].topic
     expected = decode(raw, LIMITS, NOW, topic)
     assert isinstance(expected, Event)
-    monkeypatch.setattr(streams.decoder, "decode", counting)
+    monkeypatch.setattr(streams.ingest.decoder, "decode", counting)
     assert DECODER.decode(raw, NOW, topic) == expected
     assert calls == [], "a valid event fell back to the reference decoder"
 

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from streams.docgen import json_schema, write_or_check
-from streams.events import EVENT_TYPES
+from streams.ingest.events import EVENT_TYPES
+from streams.views.docgen import json_schema, write_or_check
 
 ROOT = Path(__file__).resolve().parents[2]
 

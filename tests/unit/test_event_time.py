@@ -20,10 +20,11 @@ from hypothesis import strategies as st
 from streams.aggregators import AggregatorConfig, BatchDelta, KpiAggregator, ShardMemory
 from streams.aggregators.context import BatchContext
 from streams.aggregators.figures import Figures, emit_difference
-from streams.aggregators.memory import HOLDING_ZSET, WAITING_ZSET, View
+from streams.aggregators.memory import View
 from streams.aggregators.visits import visit_figures
-from streams.events import Event, OrderLine, Rejection
-from streams.timebuckets import Bucket, BucketClock, Granularity
+from streams.common.keys import HOLDING_ZSET, WAITING_ZSET
+from streams.common.timebuckets import Bucket, BucketClock, Granularity
+from streams.ingest.events import Event, OrderLine, Rejection
 
 K = TypeVar("K")
 DAY = 86_400

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.events import (
+from streams.ingest.events import (
     EVENT_TYPES,
     DecodeLimits,
     Event,

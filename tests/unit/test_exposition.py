@@ -11,7 +11,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from streams.exposition import metrics_app, render
+from streams.metrics.exposition import metrics_app, render
 
 
 class Fixed:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.formulas import (
+from streams.kpi.formulas import (
     CAMPAIGN_RATIOS,
     CHANNEL_RATIOS,
     PAGE_TYPE_RATIOS,

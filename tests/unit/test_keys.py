@@ -1,7 +1,7 @@
 import pytest
 
-from streams.keys import KeyLayout, Shard
-from streams.timebuckets import Bucket, Granularity
+from streams.common.keys import KeyLayout, Shard
+from streams.common.timebuckets import Bucket, Granularity
 
 
 def test_layout_is_the_documented_one() -> None:

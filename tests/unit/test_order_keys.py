@@ -12,13 +12,13 @@ import json
 import pytest
 
 from streams.aggregators import KpiAggregator, ShardMemory
-from streams.events import Event, OrderLine, RejectReason, TopicKind
-from streams.keys import Shard
-from streams.memory_sink import MemorySink
-from streams.pipeline import BatchProcessor, DeadLetterList, Record
-from streams.runtime import decode_limits
-from streams.settings import Settings
-from streams.timebuckets import Bucket, Granularity
+from streams.common.keys import Shard
+from streams.common.settings import Settings
+from streams.common.timebuckets import Bucket, Granularity
+from streams.ingest.events import Event, OrderLine, RejectReason, TopicKind
+from streams.store.memory_sink import MemorySink
+from streams.worker.pipeline import BatchProcessor, DeadLetterList, Record
+from streams.worker.runtime import decode_limits
 from tests.unit.test_event_time import (
     DAY,
     MIN,

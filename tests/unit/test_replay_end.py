@@ -7,14 +7,14 @@ import json
 import time
 from pathlib import Path
 
-from streams.events import TopicKind
-from streams.memory_sink import MemorySink
-from streams.pipeline import BatchProcessor
+from streams.common.settings import Settings, topic_kinds
+from streams.common.timebuckets import Granularity
+from streams.ingest.events import TopicKind
 from streams.replay.runner import ReplayDeadLetters, ReplayReport, replay
 from streams.replay.sources import SourceRecord
-from streams.runtime import aggregator, decode_limits
-from streams.settings import Settings, topic_kinds
-from streams.timebuckets import Granularity
+from streams.store.memory_sink import MemorySink
+from streams.worker.pipeline import BatchProcessor
+from streams.worker.runtime import aggregator, decode_limits
 from tests.unit.test_dry_run import dry_run
 
 DAY_MS = 86_400_000

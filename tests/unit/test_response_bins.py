@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from streams.aggregators.chat import RESPONSE_BINS_S, bin_label
-from streams.report import _quantile
-from streams.timebuckets import Bucket, Granularity
+from streams.aggregators.chat import bin_label
+from streams.common.keys import RESPONSE_BINS_S
+from streams.common.timebuckets import Bucket, Granularity
+from streams.views.report import _quantile
 from tests.unit.test_event_time import DAY, MIN, H, S, aggregator, at, chat, run
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.formulas import WindowFigures
-from streams.scorecard import ITEMS, ScorecardError, Targets, parse, score, total
+from streams.kpi.formulas import WindowFigures
+from streams.kpi.scorecard import ITEMS, ScorecardError, Targets, parse, score, total
 
 FULL = Targets(
     gmv_target=100_000,
@@ -112,7 +112,7 @@ def test_file_validation_names_period_and_key() -> None:
 def test_the_example_file_is_valid() -> None:
     from pathlib import Path
 
-    from streams.scorecard import load
+    from streams.kpi.scorecard import load
 
     targets = load(Path(__file__).resolve().parents[2] / "ops" / "scorecard.example.toml")
     assert targets["week"].gmv_target == 300_000 and targets["week"].teamwork == 5

@@ -1,7 +1,7 @@
 import pytest
 
-from streams.errors import SettingsError
-from streams.settings import Settings
+from streams.common.errors import SettingsError
+from streams.common.settings import Settings
 
 
 def test_defaults_and_overrides() -> None:

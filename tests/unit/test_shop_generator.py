@@ -29,13 +29,13 @@ from loadtest.shop import (
     flush_events,
     generate_shop,
 )
-from streams.events import EVENT_TYPES, DecodeLimits, Event, Rejection, TopicKind, decode
-from streams.settings import (
+from streams.common.settings import (
     DEFAULT_CAMPAIGNS,
     DEFAULT_CHANNELS,
     DEFAULT_DEVICES,
     DEFAULT_PAGE_TYPES,
 )
+from streams.ingest.events import EVENT_TYPES, DecodeLimits, Event, Rejection, TopicKind, decode
 
 ZONE = ZoneInfo("Asia/Shanghai")
 # Sunday 23:20 to Monday 00:30: the span crosses an hour, a day and an ISO week boundary,

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from streams.timebuckets import Bucket, BucketClock, Granularity
+from streams.common.timebuckets import Bucket, BucketClock, Granularity
 
 
 def ms(text: str) -> int:

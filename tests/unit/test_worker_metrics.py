@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from streams.keys import Shard
-from streams.worker_metrics import WorkerMetrics
+from streams.common.keys import Shard
+from streams.worker.worker_metrics import WorkerMetrics
 
 
 def test_each_input_topics_batch_series_starts_at_zero() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 
-from streams.keys import Shard
+from streams.common.keys import Shard
 
 log = logging.getLogger(__name__)
 

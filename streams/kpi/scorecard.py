@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from streams.errors import KpiError
-from streams.formulas import RATIOS, WindowFigures, growth, ratio
+from streams.common.errors import KpiError
+from streams.kpi.formulas import RATIOS, WindowFigures, growth, ratio
 
 PERIODS = ("day", "week", "month")
 

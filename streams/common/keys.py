@@ -33,8 +33,9 @@ partition batch touches one slot.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
-from streams.timebuckets import Bucket
+from streams.common.timebuckets import Bucket
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -146,3 +147,95 @@ REPEAT_LIFETIME_TALLY = "repeat_lifetime"
 REPEAT_FIELD = "repeat_buyers"
 """Counter name of the repeat-purchase distribution (``repeat_buyers|orders=1`` .. ``=6``)."""
 REPEAT_MAX = 6
+
+
+# Counter and distinct-set field names: ``name`` or ``name|dimension=value``.
+
+ANY = "_all"
+"""Dimension value of the distinct sets that ignore the dimension (UV overall)."""
+
+
+@lru_cache(maxsize=1 << 16)
+def field(name: str, dimension: str = "", value: str = "") -> str:
+    """Counter field ``name`` or ``name|dimension=value`` (cached: label values are bounded)."""
+    return f"{name}|{dimension}={value}" if dimension else name
+
+
+def parse_field(text: str) -> tuple[str, str, str]:
+    """Inverse of :func:`field`: (name, dimension, value), dimension "" for totals."""
+    name, sep, rest = text.partition("|")
+    if not sep:
+        return name, "", ""
+    dimension, _, value = rest.partition("=")
+    return name, dimension, value
+
+
+DERIVED_SETS = frozenset(
+    {
+        "uv",
+        "product_viewers",
+        "campaign_viewers",
+        "carters",
+        "active_members",
+        "orderers",
+        "payers",
+        "paying_members",
+        "warehouses",
+    }
+)
+"""Distinct sets to which an event adds its member in every bucket it falls in: a week's
+or a month's set is then the union of its days' and is not stored
+(:data:`streams.common.timebuckets.DERIVED_DISTINCT`). Not ``unique_pv`` (business days only) nor
+``new_member_payers`` (new within each period)."""
+
+
+# State tables and live sets of a shard (``P:{S}:s:<table>``, ``P:{S}:z:<name>``).
+
+VISIT_TABLE = "visit"
+"""A visitor's page views still open to late events, in event-time order (replaces the
+``session`` table of earlier versions, which held one running session per visitor)."""
+CONVERSATION_TABLE = "chat"
+"""A conversation's messages still open to late events (replaces ``conversation``)."""
+COMPLAINT_TABLE = "complaint"
+ORDER_TABLE = "order"
+"""The order ids of the last ``KPI_ORDER_DEDUPE_DAYS``: which of their events counted
+(a bit per kind) and the newest one's time, as ``newest_ms * 16 + kinds``."""
+STATE_TABLES = (VISIT_TABLE, CONVERSATION_TABLE, COMPLAINT_TABLE, ORDER_TABLE)
+WAITING_ZSET = "waits"
+"""Live set of the customers waiting: ``<waiting since, ms>\x1f<conversation>`` scored by
+the time the conversation ends unless a message comes (last message + timeout, ms)."""
+HOLDING_ZSET = "holds"
+"""Live set of the agents holding a conversation: ``<agent>\x1f<conversation>``, scored
+like :data:`WAITING_ZSET`. A reader counts only the members scored after now, so a
+conversation without a message within the timeout before now (replayed history, a
+partition whose events stopped) is not live."""
+LIVE_SEPARATOR = "\x1f"
+
+
+# The response-time histogram: ``cs_response_bin|le=<bound>`` counters.
+
+RESPONSE_BINS_S = (
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1200,
+    1800,
+    3600,
+    7200,
+    14400,
+    28800,
+    43200,
+    86400,
+    172800,
+)
+"""Upper bounds of the response-time histogram bins (seconds); one more bin is +Inf.
+
+From seconds (chat, the 30-second SLA) to two days (e-mail, social media): a quantile
+read from them (PromQL ``histogram_quantile``, the report) lies in the bin holding the
+true one, so it is off by less than that bin's width. 18 bins per window and histogram.
+"""

@@ -6,7 +6,7 @@ here, more than the KPI work itself (``docs/benchmarks.md``). This path runs
 inside the Faust app as one task, with an aiokafka consumer in the worker's
 consumer group (Faust's own consumer subscribes to nothing): each fetch takes
 up to ``KPI_BATCH_MAX_EVENTS`` records of every partition that has some, the
-partitions go through :class:`streams.pipeline.BatchProcessor` concurrently
+partitions go through :class:`streams.worker.pipeline.BatchProcessor` concurrently
 (each in offset order), and the fetch's offsets are committed only after
 Redis holds all of them. A record delivered twice (after a crash or a
 rebalance) is skipped by the offset guard in Redis, so a commit that is lost
@@ -25,10 +25,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from streams.kafka_auth import client_kwargs
-from streams.keys import Shard
-from streams.pipeline import BatchProcessor, Record
-from streams.settings import Settings
+from streams.common.keys import Shard
+from streams.common.settings import Settings
+from streams.ingest.kafka_auth import client_kwargs
+from streams.worker.pipeline import BatchProcessor, Record
 
 log = logging.getLogger(__name__)
 

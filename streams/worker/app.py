@@ -1,8 +1,8 @@
 """Faust wiring: the app, its dead-letter topic, the consuming task and the Kafka probe.
 
-The input topics are read by one task of the app (:mod:`streams.consumer`):
+The input topics are read by one task of the app (:mod:`streams.worker.consumer`):
 whole fetches grouped by partition, each applied through
-:class:`streams.pipeline.BatchProcessor`, offsets committed after Redis holds
+:class:`streams.worker.pipeline.BatchProcessor`, offsets committed after Redis holds
 them. The processor never raises on a Redis outage (it retries); any other
 error ends the process before the batch is committed, and a restarted worker
 reapplies it (the offset guard in Redis skips what was applied). KPI state is
@@ -20,13 +20,13 @@ import faust
 import orjson
 from aiokafka.client import AIOKafkaClient
 
-from streams.consumer import consume, new_consumer
-from streams.events import Rejection
-from streams.kafka_auth import client_kwargs, faust_credentials
-from streams.keys import Shard
-from streams.runtime import async_redis, batch_processor
-from streams.settings import Settings, topic_kinds
-from streams.worker_metrics import WorkerMetrics
+from streams.common.keys import Shard
+from streams.common.settings import Settings, topic_kinds
+from streams.ingest.events import Rejection
+from streams.ingest.kafka_auth import client_kwargs, faust_credentials
+from streams.worker.consumer import consume, new_consumer
+from streams.worker.runtime import async_redis, batch_processor
+from streams.worker.worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class TopicDeadLetters:
 def create_app(settings: Settings) -> faust.App:
     """A Faust app consuming the four input topics into Redis."""
     app = faust.App(
-        # The input topics are consumed by the group ``consumer_group`` (streams.consumer);
+        # The input topics are consumed by the group ``consumer_group`` (streams.worker.consumer);
         # Faust's own consumer subscribes to nothing and gets a group of its own.
         f"{settings.consumer_group}-faust",
         broker=f"kafka://{settings.kafka_bootstrap}",

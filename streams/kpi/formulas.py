@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from streams.aggregators.delta import ANY, field
-from streams.keys import REPEAT_FIELD, REPEAT_MAX
+from streams.common.keys import ANY, REPEAT_FIELD, REPEAT_MAX, field
 
 
 def ratio(numerator: float, denominator: float) -> float | None:

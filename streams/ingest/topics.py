@@ -8,9 +8,9 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
 
-from streams.errors import KpiError
-from streams.kafka_auth import client_kwargs
-from streams.settings import Settings, topic_kinds
+from streams.common.errors import KpiError
+from streams.common.settings import Settings, topic_kinds
+from streams.ingest.kafka_auth import client_kwargs
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from streams.errors import SettingsError
+from streams.common.errors import SettingsError
 
 ENV_PREFIX = "KPI_"
 FILE_SUFFIX = "_FILE"

@@ -7,7 +7,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from streams.errors import KpiError
+from streams.common.errors import KpiError
 
 
 class PromQLError(KpiError):

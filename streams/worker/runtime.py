@@ -9,14 +9,14 @@ import redis
 import redis.asyncio as aioredis
 
 from streams.aggregators import AggregatorConfig, KpiAggregator
-from streams.events import DecodeLimits, TopicKind
-from streams.exporter import KpiCollector, Labels
-from streams.keys import KeyLayout
-from streams.pipeline import BatchProcessor, DeadLetters
-from streams.scorecard import load as load_scorecard
-from streams.settings import Settings, topic_kinds
-from streams.sink import RedisSink
-from streams.timebuckets import BucketClock, Granularity
+from streams.common.keys import KeyLayout
+from streams.common.settings import Settings, topic_kinds
+from streams.common.timebuckets import BucketClock, Granularity
+from streams.ingest.events import DecodeLimits, TopicKind
+from streams.kpi.scorecard import load as load_scorecard
+from streams.metrics.exporter import KpiCollector, Labels
+from streams.store.sink import RedisSink
+from streams.worker.pipeline import BatchProcessor, DeadLetters
 
 BATCH_GC_THRESHOLDS = (50_000, 20, 100)
 """Allocations between collections of the youngest generation, and the older ones' ratios."""

@@ -30,10 +30,29 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from streams.aggregators.chat import RESPONSE_BINS_S
-from streams.aggregators.delta import ANY, DERIVED_SETS, field, parse_field
-from streams.aggregators.memory import HOLDING_ZSET, LIVE_SEPARATOR, WAITING_ZSET
-from streams.catalogue import (
+from streams.common.keys import (
+    ANY,
+    DERIVED_SETS,
+    HOLDING_ZSET,
+    LIVE_SEPARATOR,
+    OPS_CONSUMED,
+    OPS_LAST_APPLY_MS,
+    OPS_LATE,
+    OPS_REJECTED_PREFIX,
+    OPS_RETRACTIONS,
+    OPS_TOO_LATE,
+    REPEAT_LIFETIME_TALLY,
+    REPEAT_MAX,
+    RESPONSE_BINS_S,
+    WAITING_ZSET,
+    KeyLayout,
+    Shard,
+    field,
+    parse_field,
+)
+from streams.common.timebuckets import Bucket, BucketClock, Granularity
+from streams.ingest.events import RejectReason, TopicKind
+from streams.kpi.catalogue import (
     COUNTERS,
     DISTINCT,
     EXIT_RANKING,
@@ -41,8 +60,7 @@ from streams.catalogue import (
     RANKINGS,
     Component,
 )
-from streams.events import RejectReason, TopicKind
-from streams.formulas import (
+from streams.kpi.formulas import (
     CAMPAIGN_RATIOS,
     CHANNEL_RATIOS,
     PAGE_TYPE_RATIOS,
@@ -53,23 +71,10 @@ from streams.formulas import (
     net_gmv_cents,
     sales_completion,
 )
-from streams.keys import (
-    OPS_CONSUMED,
-    OPS_LAST_APPLY_MS,
-    OPS_LATE,
-    OPS_REJECTED_PREFIX,
-    OPS_RETRACTIONS,
-    OPS_TOO_LATE,
-    REPEAT_LIFETIME_TALLY,
-    REPEAT_MAX,
-    KeyLayout,
-    Shard,
-)
-from streams.scorecard import ITEMS as SCORE_ITEMS
-from streams.scorecard import PERIODS, Targets
-from streams.scorecard import score as score_card
-from streams.scorecard import total as score_total
-from streams.timebuckets import Bucket, BucketClock, Granularity
+from streams.kpi.scorecard import ITEMS as SCORE_ITEMS
+from streams.kpi.scorecard import PERIODS, Targets
+from streams.kpi.scorecard import score as score_card
+from streams.kpi.scorecard import total as score_total
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The decoder the pipeline runs: a compiled fast path with the reference decoder behind it.
 
-:func:`streams.events.decode` validates field by field in Python and names
+:func:`streams.ingest.events.decode` validates field by field in Python and names
 the exact reason of every refusal; it is the definition. Here the same schema
 is compiled into msgspec structs (one tagged union per topic), which parse and
 type-check a valid message in C several times faster. Anything the fast path
@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec.structs import asdict
 
-from streams.events import (
+from streams.ingest.events import (
     EVENT_TYPES,
     MAX_COUNT,
     MAX_MONEY,
@@ -163,7 +163,7 @@ class Decoder:
         return items
 
     def decode(self, raw: bytes, now_ms: int, topic: TopicKind) -> Event | Rejection:
-        """Validate one message from ``topic``; same result as :func:`streams.events.decode`."""
+        """Validate one message from ``topic``; the same result as ``events.decode``."""
         limits = self.limits
         if len(raw) <= limits.max_event_bytes:
             try:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from streams.exporter import KpiCollector
-from streams.scorecard import ITEMS as SCORE_ITEMS
+from streams.kpi.scorecard import ITEMS as SCORE_ITEMS
+from streams.metrics.exporter import KpiCollector
 
 Labels = frozenset[tuple[str, str]]
 

@@ -21,10 +21,10 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 import redis.exceptions
 
 from streams.aggregators import BatchDelta, KpiAggregator, ShardMemory
-from streams.decoder import Decoder
-from streams.events import DecodeLimits, Event, Rejection, RejectReason, TopicKind
-from streams.keys import Shard
-from streams.sink import Applied, StoredShard
+from streams.common.keys import Shard
+from streams.ingest.decoder import Decoder
+from streams.ingest.events import DecodeLimits, Event, Rejection, RejectReason, TopicKind
+from streams.store.sink import Applied, StoredShard
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,8 @@ def wall_clock_ms() -> int:
 class Sink(Protocol):
     """Where applied batches go.
 
-    Redis (:class:`streams.sink.RedisSink`) or its in-memory twin
-    (:class:`streams.memory_sink.MemorySink`).
+    Redis (:class:`streams.store.sink.RedisSink`) or its in-memory twin
+    (:class:`streams.store.memory_sink.MemorySink`).
     """
 
     async def load(self, shard: Shard) -> StoredShard:

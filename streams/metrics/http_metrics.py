@@ -19,7 +19,7 @@ from wsgiref.simple_server import make_server
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 from prometheus_client.registry import CollectorRegistry
 
-from streams.exposition import metrics_app
+from streams.metrics.exposition import metrics_app
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from streams.promql import PrometheusClient, PromQLError
+from streams.views.promql import PrometheusClient, PromQLError
 
 WINDOWS = ("5m", "30m", "hour", "day")
 

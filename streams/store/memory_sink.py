@@ -1,4 +1,4 @@
-"""The store's in-memory twin: what :class:`streams.sink.RedisSink` does to Redis, in dicts.
+"""The store's in-memory twin: what :class:`streams.store.sink.RedisSink` does to Redis, in dicts.
 
 A dry run (``kpi replay --dry-run``) and tests feed the same batch processor, with
 the same offset guard and the same duplicate check (event ids expire as the script
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from streams.aggregators import BatchDelta, ShardMemory
 from streams.aggregators import field as kpi_field
-from streams.keys import (
+from streams.common.keys import (
     OPS_CONSUMED,
     OPS_LAST_APPLY_MS,
     OPS_LATE,
@@ -28,8 +28,8 @@ from streams.keys import (
     REPEAT_MAX,
     Shard,
 )
-from streams.sink import RANKING_CAP, Applied, StoredShard
-from streams.timebuckets import Bucket
+from streams.common.timebuckets import Bucket
+from streams.store.sink import RANKING_CAP, Applied, StoredShard
 
 
 @dataclass
@@ -61,7 +61,7 @@ class ShardStore:
 
 
 class MemorySink:
-    """Same interface and semantics as :class:`streams.sink.RedisSink`, in memory."""
+    """Same interface and semantics as :class:`streams.store.sink.RedisSink`, in memory."""
 
     def __init__(self, dedupe_horizon_s: int = 600) -> None:
         self.shards: defaultdict[Shard, ShardStore] = defaultdict(ShardStore)

@@ -22,8 +22,7 @@ import redis
 import redis.asyncio as aioredis
 
 from streams.aggregators import BatchDelta, ShardMemory, field
-from streams.aggregators.memory import STATE_TABLES
-from streams.keys import (
+from streams.common.keys import (
     BUYER_PAID_TALLY,
     OPS_CONSUMED,
     OPS_LATE,
@@ -33,10 +32,11 @@ from streams.keys import (
     REPEAT_FIELD,
     REPEAT_LIFETIME_TALLY,
     REPEAT_MAX,
+    STATE_TABLES,
     KeyLayout,
     Shard,
 )
-from streams.timebuckets import Bucket, BucketClock, Granularity
+from streams.common.timebuckets import Bucket, BucketClock, Granularity
 
 log = logging.getLogger(__name__)
 

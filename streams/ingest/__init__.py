@@ -1,0 +1,1 @@
+"""Events in: the event types, the decoder, topic and Kafka security settings."""

@@ -1,0 +1,1 @@
+"""Prometheus side: the collector that turns figures into metric families, exposition, HTTP."""

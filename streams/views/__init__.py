@@ -1,0 +1,1 @@
+"""What people read: the report, the terminal watch, generated docs and PromQL queries."""

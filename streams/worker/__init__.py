@@ -1,0 +1,1 @@
+"""The streaming worker: Faust app, Kafka consumer, batch pipeline and its wiring."""
