@@ -2,7 +2,8 @@
 
 Windows are relative to the scrape's wall clock in the business time zone:
 ``minute``, ``hour``, ``day``, ``week``, ``month`` are the current buckets ("so
-far"), ``yesterday``, ``last_week``, ``last_month`` the complete previous ones,
+far"), ``last_minute``, ``yesterday``, ``last_week``, ``last_month`` the complete
+previous ones (``last_minute`` gives per-minute charts one complete value per minute),
 and ``5m``/``30m`` the current minute plus the 4 or 29 before it. Nothing is
 cached between scrapes; if Redis cannot be read the scrape still answers, with
 ``shop_exporter_redis_up 0`` and no KPI series. Metrics carry no timestamps:
@@ -88,6 +89,7 @@ CURRENT = {
     "month": Granularity.MONTH,
 }
 PREVIOUS = {
+    "last_minute": Granularity.MINUTE,
     "yesterday": Granularity.DAY,
     "last_week": Granularity.WEEK,
     "last_month": Granularity.MONTH,
