@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from loadtest.shop import generate_shop
+from loadtest.shop_generator import generate_shop
 from streams.aggregators import ShardMemory
 from streams.common.settings import Settings, topic_kinds
 from streams.ingest.decoder import Decoder

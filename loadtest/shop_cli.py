@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from loadtest.generator import produce
-from loadtest.shop import generate_shop
+from loadtest.shop_generator import generate_shop
 
 TOPICS = ("clickstream", "orders", "chat", "marketing")
 MESSAGES_PER_VISITOR = 7  # measured: about 7 messages on all topics per generated visitor

@@ -1,6 +1,6 @@
 """The mixed workload: generated shop traffic on all four topics, produced in time order.
 
-``loadtest.shop.generate_shop`` plays visitors (page views, clicks, carts,
+``loadtest.shop_generator.generate_shop`` plays visitors (page views, clicks, carts,
 orders, payments, reviews), customer-service conversations and cost reports over
 the ten minutes before now; its messages keep the generator's own proportions
 and keys (visitor, conversation or channel) and are produced merged in event
@@ -19,7 +19,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from loadtest.shop import TOPIC_KINDS, ShopTraffic, generate_shop
+from loadtest.shop_generator import ShopTraffic, generate_shop
+from loadtest.shop_truth import TOPIC_KINDS
 from loadtest.throughput.common import BenchRun, Contender, say
 from loadtest.throughput.contenders import run_module
 from loadtest.throughput.exporter import Exporter, consumed

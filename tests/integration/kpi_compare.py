@@ -1,4 +1,4 @@
-"""Compares every exported KPI with a :class:`loadtest.shop.ShopTruth`.
+"""Compares every exported KPI with a :class:`loadtest.shop_truth.ShopTruth`.
 
 Shared by the live end-to-end test (figures read back from Prometheus) and
 the replay tests (figures read from the exporter's collector). Counts and sums
@@ -14,7 +14,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from loadtest.generator import KNOWN_CHANNELS, GroundTruth
-from loadtest.shop import ShopTruth
+from loadtest.shop_truth import ShopTruth
 from streams.common.settings import Settings
 from streams.kpi.catalogue import COUNTERS, DISTINCT, RANKINGS
 from streams.views.promql import PrometheusClient

@@ -1,5 +1,5 @@
 """Every KPI, through Kafka, the worker, Redis, the exporter and Prometheus, against the
-generator's own ground truth (loadtest/shop.py computes it without the service's code),
+generator's own ground truth (loadtest/shop_truth.py computes it without the service's code),
 on traffic delivered out of event-time order.
 
 Counts and sums must be exact, distinct counts within 2 % (within 3 for sets
@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 import pytest
 
-from loadtest.shop import ShopTruth, disorder, flush_events, generate_shop, resend_orders
+from loadtest.shop_generator import disorder, flush_events, generate_shop, resend_orders
+from loadtest.shop_truth import ShopTruth
 from streams.common.settings import Settings
 from tests.integration.conftest import Pipeline, near_minute_edge
 from tests.integration.kpi_compare import DEFAULTS, MINUTE_MS, TARGETS, compare_kpis

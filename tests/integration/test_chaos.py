@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from loadtest.generator import Generated, Produced, generate
-from loadtest.shop import disorder
+from loadtest.shop_generator import disorder
 from tests.integration.conftest import Pipeline
 from tests.integration.kpi_compare import business_days, daily_traffic_problems
 

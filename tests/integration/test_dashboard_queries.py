@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dashboards.build import DASHBOARDS, JSON_DIR, panel_queries
-from loadtest.shop import flush_events, generate_shop
+from loadtest.shop_generator import flush_events, generate_shop
 from streams.views.promql import PromQLError
 from tests.integration.clock import Clock, latest_instant
 from tests.integration.conftest import Pipeline, kpi_env, run_kpi

@@ -11,7 +11,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from loadtest.shop import disorder, generate_shop
+from loadtest.shop_generator import disorder, generate_shop
 from streams.common.keys import BUYER_PAID_TALLY, REPEAT_LIFETIME_TALLY, KeyLayout, Shard
 from streams.common.settings import Settings, topic_kinds
 from streams.ingest.events import TopicKind

@@ -15,7 +15,8 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-from loadtest.shop import ShopTruth, flush_events, generate_shop
+from loadtest.shop_generator import flush_events, generate_shop
+from loadtest.shop_truth import ShopTruth
 from streams.common.settings import Settings
 from streams.worker.runtime import kpi_collector
 from tests.integration.clock import Clock, placed

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from loadtest.shop import flush_events, generate_shop
+from loadtest.shop_generator import flush_events, generate_shop
 from tests.integration.clock import Clock
 from tests.integration.conftest import ROOT, Stack, kpi_env, run_kpi
 from tests.integration.kpi_compare import MINUTE_MS

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from loadtest.generator import Produced, generate
-from loadtest.shop import disorder
+from loadtest.shop_generator import disorder
 from tests.integration.conftest import Pipeline
 from tests.integration.kpi_compare import daily_traffic_problems
 

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import streams.ingest.decoder
-from loadtest.shop import generate_shop
+from loadtest.shop_generator import generate_shop
 from streams.ingest.decoder import Decoder
 from streams.ingest.events import EVENT_TYPES, Event, Rejection, RejectReason, TopicKind, decode
 from tests.unit.test_events import LIMITS, NOW, json_values

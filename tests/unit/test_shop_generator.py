@@ -1,4 +1,5 @@
-"""Sanity of the shop load generator (loadtest/shop.py) and of its own ground truth.
+"""Sanity of the shop load generator (loadtest/shop_generator.py) and of its own ground truth
+(loadtest/shop_truth.py).
 
 The service's decoder is used only as a referee of the messages; the truth's figures
 are checked against invariants and against a tiny scenario worked out by hand.
@@ -17,23 +18,29 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loadtest.shop import (
-    ALLOW_LISTS,
-    KEY_OF,
-    RESPONSE_BINS_S,
+from loadtest.shop_generator import (
     STATELESS_TYPES,
-    TOPIC_OF,
     ShopTraffic,
-    ShopTruth,
     disorder,
     flush_events,
     generate_shop,
 )
+from loadtest.shop_truth import (
+    ALLOW_LISTS,
+    KEY_OF,
+    RESPONSE_BINS_S,
+    SESSION_TIMEOUT_MS,
+    SLA_MS,
+    TOPIC_OF,
+    ShopTruth,
+)
+from streams.common import keys
 from streams.common.settings import (
     DEFAULT_CAMPAIGNS,
     DEFAULT_CHANNELS,
     DEFAULT_DEVICES,
     DEFAULT_PAGE_TYPES,
+    Settings,
 )
 from streams.ingest.events import EVENT_TYPES, DecodeLimits, Event, Rejection, TopicKind, decode
 
@@ -91,6 +98,14 @@ def test_the_schema_copy_matches_the_service() -> None:
         "devices": DEFAULT_DEVICES,
         "campaigns": DEFAULT_CAMPAIGNS,
     }
+
+
+def test_the_truths_own_bins_sla_and_session_timeout_match_the_service() -> None:
+    # Copies on purpose (an oracle independent of the code under test); checked here.
+    defaults = Settings()
+    assert RESPONSE_BINS_S == keys.RESPONSE_BINS_S
+    assert defaults.sla_seconds * 1000 == SLA_MS
+    assert defaults.visit_timeout_minutes * 60_000 == SESSION_TIMEOUT_MS
 
 
 def test_same_seed_same_messages_other_seed_other_messages() -> None:
