@@ -14,7 +14,8 @@ from typing import Any
 from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError
 
-from dashboards.build import DASHBOARDS, JSON_DIR
+from dashboards.boards import DASHBOARDS
+from dashboards.build import JSON_DIR
 
 FOLDER_UID = "shop-kpis"
 FOLDER_TITLE = "Shop KPIs"

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.build import DASHBOARDS, JSON_DIR, panel_queries
+from dashboards.boards import DASHBOARDS
+from dashboards.build import JSON_DIR, panel_queries
 from loadtest.shop_generator import flush_events, generate_shop
 from streams.views.promql import PromQLError
 from tests.integration.clock import Clock, latest_instant

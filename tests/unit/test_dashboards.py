@@ -1,6 +1,7 @@
 import json
 
-from dashboards.build import DASHBOARDS, JSON_DIR, WAR_ROOM_UID, panel_queries, render
+from dashboards.boards import DASHBOARDS, WAR_ROOM_UID
+from dashboards.build import JSON_DIR, panel_queries, render
 
 
 def test_committed_json_equals_a_fresh_build() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from grafana_client.client import GrafanaException
 
-from dashboards.build import DASHBOARDS
+from dashboards.boards import DASHBOARDS
 from dashboards.push import DATASOURCE_UID, FOLDER_UID, push
 
 TOKEN = "glsa_test_token"
