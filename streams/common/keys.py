@@ -9,7 +9,9 @@ epoch seconds)::
     P:{S}:watermark              string  newest event time (epoch ms) seen on the shard
     P:{S}:ops                    hash    consumed, late, too_late, retractions, rejected:<reason>,
                                          last_apply_ms
-    P:{S}:b:<g>:<t>              hash    counters of the bucket: ``name`` or ``name|dim=value``
+    P:{S}:b:<g>:<t>              hash    counters of the bucket: ``name`` or ``name|dim=value``;
+                                         ``ranking_trimmed|ranking=<name>``: the scores a ranking
+                                         of the bucket lost to its cap (the apply script)
     P:{S}:u:<g>:<t>:<name>       HLL     distinct members (``name|dim=value``, ``_all`` overall)
     P:{S}:r:<g>:<t>:<name>       zset    rankings (pages, products, ...), trimmed to a cap
     P:{S}:bp:<g>:<t>             hash    buyer -> paid orders in the bucket (repeat purchase)
@@ -35,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from streams.common.timebuckets import Bucket
+from streams.common.timebuckets import Bucket, Granularity
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -120,6 +122,29 @@ class KeyLayout:
         """A live sorted set of ``shard``."""
         return f"{self._tag(shard)}:z:{name}"
 
+    def parse(self, key: str) -> ParsedKey:
+        """Inverse of the builders above; raises ``ValueError`` on a key of another layout."""
+        head = f"{self.prefix}:{{"
+        if key == self.shards():
+            return ParsedKey("shards", None)
+        if not key.startswith(head) or "}:" not in key:
+            raise ValueError(f"not a key of prefix {self.prefix!r}: {key!r}")
+        shard_id, _, rest = key[len(head) :].partition("}:")
+        shard = Shard.parse(shard_id)
+        kind, _, tail = rest.partition(":")
+        if kind in ("b", "bp", "u", "r"):
+            g, _, tail = tail.partition(":")
+            start, _, name = tail.partition(":")
+            if not start.lstrip("-").isdigit():
+                raise ValueError(f"no bucket start in {key!r}")
+            bucket = Bucket(Granularity(g), int(start))
+            return ParsedKey(_KINDS[kind], shard, bucket, name)
+        if kind in ("t", "s", "z", "seen"):
+            return ParsedKey(_KINDS[kind], shard, None, tail)
+        if kind in ("applied", "watermark", "ops", "scratch") and not tail:
+            return ParsedKey(kind, shard)
+        raise ValueError(f"unknown key kind {kind!r} in {key!r}")
+
     def obsolete(self, shard: Shard) -> list[str]:
         """Keys of ``shard`` that earlier versions wrote and this one never reads.
 
@@ -136,6 +161,32 @@ class KeyLayout:
         ]
 
 
+_KINDS = {
+    "b": "counters",
+    "bp": "buyer_period",
+    "u": "distinct",
+    "r": "ranking",
+    "t": "tally",
+    "s": "state",
+    "z": "live_set",
+    "seen": "seen",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedKey:
+    """A key taken apart.
+
+    ``kind`` names the :class:`KeyLayout` method that builds it; ``name`` is the distinct
+    set, ranking, tally, table or live set (the minute of a ``seen`` key).
+    """
+
+    kind: str
+    shard: Shard | None
+    bucket: Bucket | None = None
+    name: str = ""
+
+
 OPS_CONSUMED = "consumed"
 OPS_LATE = "late"
 OPS_TOO_LATE = "too_late"
@@ -147,6 +198,9 @@ REPEAT_LIFETIME_TALLY = "repeat_lifetime"
 REPEAT_FIELD = "repeat_buyers"
 """Counter name of the repeat-purchase distribution (``repeat_buyers|orders=1`` .. ``=6``)."""
 REPEAT_MAX = 6
+RANKING_TRIMMED = "ranking_trimmed"
+"""Counter of the scores a ranking lost to its cap (``ranking_trimmed|ranking=<name>``,
+written by the apply script in the ranking's bucket): no member's score is low by more."""
 
 
 # Counter and distinct-set field names: ``name`` or ``name|dimension=value``.

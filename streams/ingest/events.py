@@ -1,16 +1,19 @@
-"""Event schema (version 1) and the decoder every path uses: live, replay and tests.
+"""Event schema (version 1) and the reference decoder, which defines what is accepted.
 
 Every event is a JSON object with ``type``, ``event_id`` and ``event_time`` (ISO
-8601 with an offset, or epoch milliseconds) plus the fields its type declares in
-:data:`EVENT_TYPES`. Each type travels on one topic kind and is keyed by one
-field, so that the state a KPI needs (a visitor's session, a conversation)
-lives on one partition. ``docs/events.md`` is generated from these specs
-(``kpi schema``).
+8601 with an offset, or epoch milliseconds), an optional ``schema`` (1), plus the
+fields its type declares in :data:`EVENT_TYPES`. Each type travels on one topic
+kind and is keyed by one field, so that the state a KPI needs (a visitor's
+session, a conversation) lives on one partition. ``docs/events.md`` is generated
+from these specs (``kpi docs``).
 
-``decode`` never raises on bad input: it returns a :class:`Rejection` with a
+:func:`decode` never raises on bad input: it returns a :class:`Rejection` with a
 :class:`RejectReason`, so one bad message cannot stop a batch. Label fields are
 mapped onto their allow-lists here (anything else becomes ``other``), and money
-becomes integer cents, so sums are exact.
+becomes integer cents, so sums are exact. The pipeline (live and replay) runs
+:class:`streams.ingest.decoder.Decoder`, a compiled fast path built from the same
+specs that hands every message it does not accept outright to :func:`decode`, so
+both give the same result.
 """
 
 from __future__ import annotations
@@ -66,8 +69,8 @@ class Kind(enum.Enum):
     ID = "id"  # non-empty string, at most MAX_TEXT_LENGTH
     TEXT = "text"  # string, at most MAX_TEXT_LENGTH
     LABEL = "label"  # string mapped onto an allow-list (else "other")
-    MONEY = "money"  # finite number >= 0, stored as integer cents
-    COUNT = "count"  # integer >= 0
+    MONEY = "money"  # finite number 0..MAX_MONEY, stored as integer cents
+    COUNT = "count"  # integer 0..MAX_COUNT
     RATING = "rating"  # integer 1..5
     FLAG = "flag"  # boolean
     TIME = "time"  # like event_time, stored as epoch ms
@@ -344,7 +347,7 @@ class Rejection:
     detail: str
 
 
-PageView = Event  # the skeleton's name for a decoded clickstream event
+PageView = Event  # an older name of a decoded event; nothing in the service uses it
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,7 +445,11 @@ def _validate(value: object, field: FieldSpec, name: str, limits: DecodeLimits) 
 
 
 def parse_time(value: object, name: str) -> int:
-    """Epoch ms of an ISO 8601 time with an offset, or of epoch ms; ValueError otherwise."""
+    """Epoch ms of an ISO 8601 time with an offset, or of epoch ms.
+
+    Otherwise raises a ``ValueError`` that carries the refusal reason (``bad_timestamp``
+    or ``wrong_type``).
+    """
     if isinstance(value, str):
         fast = iso_ms(value)
         if fast is not None:
@@ -508,7 +515,7 @@ def iso_ms(text: str) -> int | None:
 
 
 def parse_items(value: object, name: str, limits: DecodeLimits) -> tuple[OrderLine, ...]:
-    """Validated order lines; ValueError (a refusal reason) otherwise."""
+    """Validated order lines; otherwise a ``ValueError`` carrying the refusal reason."""
     if not isinstance(value, list) or len(value) > MAX_ITEMS:
         raise _Invalid(RejectReason.WRONG_TYPE, f"{name} must be a list of at most {MAX_ITEMS}")
     lines = []
@@ -538,5 +545,8 @@ def parse_items(value: object, name: str, limits: DecodeLimits) -> tuple[OrderLi
 
 
 def encode(event: dict[str, object]) -> bytes:
-    """Serialise an event document (used by producers and the generator)."""
+    """Serialise an event document as compact JSON, for code that produces events.
+
+    Nothing in the service calls it; the load generators keep their own encoders.
+    """
     return orjson.dumps(event)

@@ -1,9 +1,11 @@
 """Prometheus history from stored buckets: OpenMetrics with timestamps, then TSDB blocks.
 
-For every step of a past time range, the exporter's own collector is asked
-what it would have answered at that moment (windows ``minute``, ``hour`` and
-``day``: the minute, the hour so far, the day so far), and the answers are
-written as OpenMetrics samples stamped with that moment. ``promtool tsdb
+For every step of a past time range, the store's reader reads the windows as they
+stood at that moment (``minute``, ``hour`` and ``day``: the minute, the hour so far,
+the day so far, summed from finer buckets up to the moment's minute while those are
+kept: :func:`~streams.metrics.windows.windows_as_of`), the exporter's family builder
+turns them into families, and the answers are written as OpenMetrics samples stamped
+with that moment. ``promtool tsdb
 create-blocks-from openmetrics`` turns the file into blocks that Prometheus
 loads from its data folder. The live exporter never emits timestamps; only
 this file does.
@@ -15,16 +17,19 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from prometheus_client.registry import Collector
+from prometheus_client.core import Metric
 
 from streams.common.errors import KpiError
-from streams.metrics.exporter import KpiCollector
-
-HISTORY_WINDOWS = frozenset({"minute", "hour", "day"})
+from streams.common.timebuckets import Bucket, BucketClock
+from streams.metrics.families import FamilyBuilder
+from streams.metrics.windows import Precision, windows_as_of
+from streams.store.reader import StoreReader
 
 
 class BackfillError(KpiError):
@@ -35,26 +40,46 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+@dataclass(frozen=True)
+class History:
+    """Figures of past moments: the reader, the families, and which buckets are kept."""
+
+    reader: StoreReader
+    builder: FamilyBuilder
+    clock: BucketClock
+    kept: Callable[[Bucket], bool]
+    """Whether the store still holds a bucket (its end plus retention lies ahead)."""
+
+    def families_as_of(self, moment_s: float) -> tuple[list[Metric], Precision]:
+        """The window-bound families as they stood at ``moment_s``, and their precision."""
+        windows, precision = windows_as_of(self.clock, moment_s, self.kept)
+        return self.builder.families(self.reader.read(moment_s, windows)), precision
+
+
 def write_openmetrics(
-    collector: KpiCollector,
+    history: History,
     start_s: int,
     end_s: int,
     step_s: int,
     out: Path,
     keep: Callable[[str], bool],
     on_step: Callable[[int, int], None] | None = None,
-) -> int:
-    """Write the history of [start, end) at ``step_s`` to ``out``; returns the sample count."""
-    collector.only_windows = HISTORY_WINDOWS
+) -> tuple[int, Counter[Precision]]:
+    """Write the history of [start, end) at ``step_s`` to ``out``.
+
+    Returns the sample count and the number of steps per :class:`Precision`.
+    """
     steps = list(range(start_s, end_s, step_s))
     samples = 0
+    precisions: Counter[Precision] = Counter()
     with tempfile.TemporaryDirectory() as tmp:
         parts: dict[str, Path] = {}
         handles: dict[str, TextIO] = {}
         try:
             for index, moment in enumerate(steps):
-                collector.now_s = lambda moment=moment: float(moment)  # type: ignore[misc]
-                for family in _collect(collector):
+                families, precision = history.families_as_of(float(moment))
+                precisions[precision] += 1
+                for family in families:
                     if family.type != "gauge" or not keep(family.name):
                         continue
                     handle = handles.get(family.name)
@@ -79,11 +104,7 @@ def write_openmetrics(
                 with part.open() as source:
                     shutil.copyfileobj(source, target)
             target.write("# EOF\n")
-    return samples
-
-
-def _collect(collector: Collector) -> list:  # type: ignore[type-arg]
-    return list(collector.collect())
+    return samples, precisions
 
 
 def create_blocks(openmetrics: Path, blocks: Path, promtool: str = "promtool") -> list[Path]:

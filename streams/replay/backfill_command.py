@@ -9,8 +9,10 @@ from datetime import datetime
 
 from streams.common.errors import KpiError
 from streams.common.settings import Settings
-from streams.replay.backfill import create_blocks, install_blocks, write_openmetrics
-from streams.worker.runtime import kpi_collector
+from streams.common.timebuckets import Bucket, BucketClock
+from streams.metrics.windows import Precision
+from streams.replay.backfill import History, create_blocks, install_blocks, write_openmetrics
+from streams.worker.runtime import family_builder, retention, store_reader, sync_redis
 
 
 def _epoch(text: str, flag: str) -> int:
@@ -21,6 +23,19 @@ def _epoch(text: str, flag: str) -> int:
     if moment.tzinfo is None:
         raise KpiError(f"{flag} needs a UTC offset, e.g. 2026-11-11T00:00:00+08:00")
     return int(moment.timestamp())
+
+
+def history(settings: Settings, now_s: float) -> History:
+    """The figures of past moments, with the buckets the store still keeps at ``now_s``."""
+    clock = BucketClock(settings.business_timezone)
+    kept_for = retention(settings)
+
+    def kept(bucket: Bucket) -> bool:
+        return clock.end_of(bucket) + kept_for[bucket.granularity] > now_s
+
+    return History(
+        store_reader(settings, sync_redis(settings)), family_builder(settings), clock, kept
+    )
 
 
 def run_backfill(settings: Settings, args: argparse.Namespace) -> int:
@@ -46,13 +61,20 @@ def run_backfill(settings: Settings, args: argparse.Namespace) -> int:
             if done == total or done % 60 == 0:
                 print(f"\r{done:,}/{total:,} steps", end="", file=sys.stderr)
 
-        samples = write_openmetrics(
-            kpi_collector(settings), start, end, args.step, target, keep, report
+        samples, precisions = write_openmetrics(
+            history(settings, time.time()), start, end, args.step, target, keep, report
         )
         print(
             f"\nwrote {samples:,} samples to {target} in {time.perf_counter() - started:.1f}s",
             file=sys.stderr,
         )
+        for precision in (Precision.HOUR, Precision.DAY):
+            if precisions[precision]:
+                print(
+                    f"warning: {precisions[precision]:,} step(s) count the hour and day so far "
+                    f"{precision.value}",
+                    file=sys.stderr,
+                )
         if args.blocks or args.into:
             blocks = create_blocks(target, args.out / "blocks")
             print(f"created {len(blocks)} block(s) in {args.out / 'blocks'}", file=sys.stderr)

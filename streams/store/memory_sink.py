@@ -24,12 +24,13 @@ from streams.common.keys import (
     OPS_REJECTED_PREFIX,
     OPS_RETRACTIONS,
     OPS_TOO_LATE,
+    RANKING_TRIMMED,
     REPEAT_FIELD,
     REPEAT_MAX,
     Shard,
 )
 from streams.common.timebuckets import Bucket
-from streams.store.sink import RANKING_CAP, Applied, StoredShard
+from streams.store.sink import CAPS, RANKING_CAP, Applied, StoredShard
 
 
 @dataclass
@@ -67,6 +68,7 @@ class MemorySink:
         self.shards: defaultdict[Shard, ShardStore] = defaultdict(ShardStore)
         self.dedupe_horizon_s = dedupe_horizon_s
         self.ranking_cap = RANKING_CAP
+        self.caps = dict(CAPS)
 
     async def load(self, shard: Shard) -> StoredShard:
         """The shard's applied offset and memory, as a restarted worker would load them."""
@@ -100,12 +102,17 @@ class MemorySink:
         for key, members in delta.distinct.items():
             store.distinct[key] |= members
         for buckets, name, scores in delta.ranked_groups():
+            cap = self.caps.get(name, self.ranking_cap)
             for bucket in buckets:  # as the script: each group's increments, then the cap
                 ranking = store.ranked[(bucket, name)]
                 ranking.update(scores)
-                if len(ranking) > self.ranking_cap:  # ZREMRANGEBYRANK 0 -(cap+1)
+                if len(ranking) > cap:  # the lowest (score, member) go; their sum is kept
                     lowest = sorted(ranking.items(), key=lambda kv: (kv[1], kv[0]))
-                    for member, _ in lowest[: len(ranking) - self.ranking_cap]:
+                    dropped = lowest[: len(ranking) - cap]
+                    store.counters[(bucket, kpi_field(RANKING_TRIMMED, "ranking", name))] += sum(
+                        n for _, n in dropped
+                    )
+                    for member, _ in dropped:
                         del ranking[member]
         prefix = kpi_field(REPEAT_FIELD, "orders", "")
         for periods, buyer in delta.repeat_buyers:

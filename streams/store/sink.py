@@ -40,7 +40,17 @@ from streams.common.timebuckets import Bucket, BucketClock, Granularity
 
 log = logging.getLogger(__name__)
 
-RANKING_CAP = 1000  # members kept per ranking key (the top of it is exported)
+RANKING_CAP = 1000
+"""Members kept per ranking key (the top 20 of it is exported): hot products, brands, ..."""
+PAGE_RANKING_CAP = 100_000
+"""Members kept per key of the page views and page exits rankings: the exit-rate top 20
+needs the exact views and exits of every page above the views floor, so every page of a
+bucket is kept up to this many distinct pages per partition (about 11 MB per key at
+100,000 pages of 40 characters: ``loadtest/bench_rankings.py``). Beyond it the lowest
+scores are dropped and their sum is kept in the bucket's counters
+(:data:`~streams.common.keys.RANKING_TRIMMED`), the bound of any page's
+undercount, exported as ``shop_ranking_undercount_bound``."""
+CAPS = {"page_views": PAGE_RANKING_CAP, "page_exits": PAGE_RANKING_CAP}
 CACHED_KEYS = 10_000  # HyperLogLog key names remembered between batches (per shard: ~2 MB)
 
 # Operations: <code> <key index> <value count> <values...>; commands are fixed per code.
@@ -114,7 +124,18 @@ while i <= n do
       else
         for j = 1, #pairs_, 2 do redis.call('ZINCRBY', target, pairs_[j], pairs_[j + 1]) end
       end
-      redis.call('ZREMRANGEBYRANK', target, 0, -(cap + 1))
+      local over = redis.call('ZCARD', target) - cap
+      if over > 0 then
+        -- the scores dropped bound how low any member's score can be: summed per ranking
+        local lost = 0
+        local dropped = redis.call('ZRANGE', target, 0, over - 1, 'WITHSCORES')
+        for j = 2, #dropped, 2 do lost = lost + tonumber(dropped[j]) end
+        -- into the bucket's counters hash (it expires with the bucket): P:{S}:r:<g>:<t>:<name>
+        -- -> P:{S}:b:<g>:<t>, field ranking_trimmed|ranking=<name> (streams/common/keys.py)
+        local base, bucket, name = string.match(target, '^(.*):r:([^:]+:[^:]+):([^:]+)$')
+        redis.call('HINCRBY', base .. ':b:' .. bucket, 'ranking_trimmed|ranking=' .. name, lost)
+        redis.call('ZREMRANGEBYRANK', target, 0, over - 1)
+      end
     end
     if merged then redis.call('DEL', KEYS[4]) end
   elseif op == 'S' then
@@ -354,7 +375,7 @@ class RedisSink:
                 expiries[key] = self.expires_at(bucket)
             packed = pack_list(_flat((str(n), m) for m, n in scores.items()))
             others = [script.key(key) for key in targets[1:]]
-            script.op("Y", targets[0], packed, RANKING_CAP, *others)
+            script.op("Y", targets[0], packed, CAPS.get(name, RANKING_CAP), *others)
         lifetime_count = layout.tally(shard, BUYER_PAID_TALLY)
         lifetime_dist = layout.tally(shard, REPEAT_LIFETIME_TALLY)
         prefix = field(REPEAT_FIELD, "orders", "")

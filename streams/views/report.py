@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from streams.kpi.scorecard import ITEMS as SCORE_ITEMS
-from streams.metrics.exporter import KpiCollector
+from streams.metrics.collector import KpiCollector
 
 Labels = frozenset[tuple[str, str]]
 
@@ -65,9 +65,8 @@ class Snapshot:
 
 def snapshot(collector: KpiCollector, at_s: float) -> Snapshot:
     """What the exporter would have answered at ``at_s``."""
-    collector.now_s = lambda: at_s
     snap = Snapshot()
-    for family in collector.collect():
+    for family in collector.families_at(at_s):
         for sample in family.samples:
             snap.samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return snap

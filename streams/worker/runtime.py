@@ -14,7 +14,9 @@ from streams.common.settings import Settings, topic_kinds
 from streams.common.timebuckets import BucketClock, Granularity
 from streams.ingest.events import DecodeLimits, TopicKind
 from streams.kpi.scorecard import load as load_scorecard
-from streams.metrics.exporter import KpiCollector, Labels
+from streams.metrics.collector import KpiCollector
+from streams.metrics.families import FamilyBuilder
+from streams.store.reader import Labels, ReadClient, StoreReader
 from streams.store.sink import RedisSink
 from streams.worker.pipeline import BatchProcessor, DeadLetters
 
@@ -117,11 +119,33 @@ def batch_processor(
 def kpi_collector(settings: Settings, client: redis.Redis | None = None) -> KpiCollector:
     """The exporter's collector, reading Redis at scrape time."""
     return KpiCollector(
-        client or sync_redis(settings),
-        KeyLayout(settings.redis_prefix),
+        store_reader(settings, client or sync_redis(settings)),
+        family_builder(settings),
         BucketClock(settings.business_timezone),
-        Labels(settings.channels, settings.page_types, settings.devices, settings.campaigns),
+    )
+
+
+def labels(settings: Settings) -> Labels:
+    """The allow-lists of label values."""
+    return Labels(settings.channels, settings.page_types, settings.devices, settings.campaigns)
+
+
+def store_reader(settings: Settings, client: ReadClient) -> StoreReader:
+    """The reader of figures from Redis (or its in-memory twin)."""
+    return StoreReader(
+        client,
+        KeyLayout(settings.redis_prefix),
+        labels(settings),
         {topic: TopicKind(kind) for topic, kind in topic_kinds(settings).items()},
+        top_n=settings.top_n,
+        exit_min_views=settings.exit_min_views,
+    )
+
+
+def family_builder(settings: Settings) -> FamilyBuilder:
+    """The collector's pure half, with the configured targets and limits."""
+    return FamilyBuilder(
+        labels(settings),
         top_n=settings.top_n,
         exit_min_views=settings.exit_min_views,
         agent_cap=settings.agent_cap,
@@ -129,8 +153,12 @@ def kpi_collector(settings: Settings, client: redis.Redis | None = None) -> KpiC
             Path(settings.scorecard_file) if settings.scorecard_file else None
         ),
         gmv_targets={
-            Granularity.DAY: settings.gmv_target_day,
-            Granularity.WEEK: settings.gmv_target_week,
-            Granularity.MONTH: settings.gmv_target_month,
+            g: target
+            for g, target in (
+                (Granularity.DAY, settings.gmv_target_day),
+                (Granularity.WEEK, settings.gmv_target_week),
+                (Granularity.MONTH, settings.gmv_target_month),
+            )
+            if target > 0
         },
     )

@@ -1,0 +1,78 @@
+"""The Prometheus collector: at every scrape, read the live windows and build the families.
+
+Stateless: each ``collect()`` asks the reader for the windows at the scrape's wall
+clock (:func:`~streams.metrics.windows.windows_at`) and hands the figures to the
+:class:`~streams.metrics.families.FamilyBuilder`. If Redis cannot be read the scrape
+still answers, with ``shop_exporter_redis_up 0`` and no KPI series. Metrics carry no
+timestamps: history comes from Prometheus's own scrapes (or from backfill, which asks
+:meth:`KpiCollector.families_at` for past moments).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+import redis
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from streams.common.timebuckets import BucketClock
+from streams.metrics.families import FamilyBuilder
+from streams.metrics.windows import RANKED_WINDOWS, windows_at
+from streams.store.reader import StoreReader
+
+log = logging.getLogger(__name__)
+
+
+class KpiCollector(Collector):
+    """Yields fresh metric families from the store on every ``collect()``."""
+
+    def __init__(
+        self,
+        reader: StoreReader,
+        builder: FamilyBuilder,
+        clock: BucketClock,
+        now_s: Callable[[], float] = time.time,
+    ) -> None:
+        self.reader = reader
+        self.builder = builder
+        self.clock = clock
+        self.now_s = now_s
+        """The scrape's clock (wall-clock epoch seconds)."""
+
+    def describe(self) -> list[Metric]:
+        """Nothing up front: the registry must not call ``collect()`` at registration."""
+        return []
+
+    def families_at(self, moment_s: float) -> list[Metric]:
+        """What a scrape at ``moment_s`` answers (raises ``redis.RedisError``)."""
+        figures = self.reader.read(
+            moment_s,
+            windows_at(self.clock, moment_s),
+            ranked=RANKED_WINDOWS,
+            live=True,
+            ops=True,
+        )
+        return self.builder.families(figures)
+
+    def collect(self) -> Iterator[Metric]:
+        """Read Redis (a few pipelined round trips) and yield every family."""
+        started = time.perf_counter()
+        up = GaugeMetricFamily("shop_exporter_redis_up", "1 if Redis answered this scrape.")
+        try:
+            families = self.families_at(self.now_s())
+        except redis.exceptions.RedisError as exc:
+            log.warning("scrape could not read Redis: %s", exc)
+            families = []
+            up.add_metric([], 0)
+        else:
+            up.add_metric([], 1)
+        yield from families
+        yield up
+        took = GaugeMetricFamily(
+            "shop_exporter_scrape_duration_seconds", "Time this scrape spent reading Redis."
+        )
+        took.add_metric([], time.perf_counter() - started)
+        yield took
