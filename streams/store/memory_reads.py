@@ -1,5 +1,4 @@
-"""The reader's in-memory twin: the Redis commands the reader sends, answered from a
-:class:`~streams.store.memory_sink.MemorySink`.
+"""The reader's in-memory twin: the reader's Redis commands, answered from a MemorySink.
 
 Keys are taken apart with :meth:`KeyLayout.parse`, so the twin serves exactly the layout
 the sink writes. Distinct counts are exact (the twin keeps sets where Redis keeps
