@@ -20,7 +20,7 @@ from streams.metrics.windows import Precision, windows_as_of, windows_at
 from streams.store.memory_reads import MemoryReads
 from streams.store.memory_sink import MemorySink
 from streams.store.reader import ExitPages, Labels, StoreFigures, StoreReader
-from tests.unit.test_event_time import DAY_START_MS, NOW_MS, H, MIN, aggregator, view
+from tests.unit.test_event_time import DAY_START_MS, MIN, NOW_MS, H, aggregator, view
 
 LABELS = Labels(("search", "ads"), ("home", "product"), ("pc", "mobile"), ())
 LAYOUT = KeyLayout("t")
