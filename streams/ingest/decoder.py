@@ -21,7 +21,10 @@ from msgspec.structs import asdict
 
 from streams.ingest.events import (
     EVENT_TYPES,
+    ITEM_FIELDS,
+    ITEM_REQUIRED,
     MAX_COUNT,
+    MAX_ITEMS,
     MAX_MONEY,
     MAX_TEXT_LENGTH,
     SCHEMA_VERSION,
@@ -42,9 +45,11 @@ _Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT_LENGTH)]
 _Money = Annotated[float, msgspec.Meta(ge=0, le=MAX_MONEY)]
 _Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
 _Rating = Annotated[int, msgspec.Meta(ge=1, le=5)]
-_Time = str | int | float
+# A time string is parsed by parse_time, not here; the format only describes it in the
+# JSON Schema (extra_json_schema is no constraint: decoding is unchanged).
+_Time = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})] | int | float
 
-_WIRE_TYPES: dict[Kind, Any] = {
+_SCALAR_TYPES: dict[Kind, Any] = {
     Kind.ID: _Id,
     Kind.TEXT: _Text,
     Kind.LABEL: _Text,
@@ -53,7 +58,38 @@ _WIRE_TYPES: dict[Kind, Any] = {
     Kind.RATING: _Rating,
     Kind.FLAG: bool,
     Kind.TIME: _Time,
-    Kind.ITEMS: list[Any],
+}
+
+
+def _line_schema() -> dict[str, Any]:
+    """JSON Schema of one order line, from the fields :func:`parse_items` checks.
+
+    Lines stay ``list[Any]`` on the wire (a struct per line would change what the fast
+    path decodes), so this is attached to the list as schema-only metadata, built from
+    the same tables and wire types rather than written out.
+    """
+    line = msgspec.defstruct(
+        "OrderLine",
+        [
+            (name, _SCALAR_TYPES[kind])
+            if name in ITEM_REQUIRED
+            else (name, _SCALAR_TYPES[kind] | None, None)
+            for name, kind in ITEM_FIELDS.items()
+        ],
+        kw_only=True,
+    )
+    _, components = msgspec.json.schema_components([line])
+    schema: dict[str, Any] = components["OrderLine"]
+    del schema["title"]
+    return schema
+
+
+_WIRE_TYPES: dict[Kind, Any] = {
+    **_SCALAR_TYPES,
+    Kind.ITEMS: Annotated[
+        list[Any],
+        msgspec.Meta(extra_json_schema={"maxItems": MAX_ITEMS, "items": _line_schema()}),
+    ],
 }
 
 Convert = Callable[[Any], Any]
@@ -83,6 +119,13 @@ def _struct(type_name: str, fields: dict[str, FieldSpec]) -> type[msgspec.Struct
     )
 
 
+WIRE_STRUCTS: dict[str, type[msgspec.Struct]] = {
+    type_name: _struct(type_name, dict(spec.fields)) for type_name, spec in EVENT_TYPES.items()
+}
+"""The msgspec struct of every event type's JSON, as the fast path decodes it; the JSON
+Schemas in ``docs/events.md`` are generated from these (``msgspec.json.schema``)."""
+
+
 def _time_ms(value: Any) -> int:
     if type(value) is str:
         fast = iso_ms(value)
@@ -110,7 +153,7 @@ class Decoder:
         by_topic: dict[TopicKind, list[type[msgspec.Struct]]] = {}
         for type_name, spec in EVENT_TYPES.items():
             fields = dict(spec.fields)
-            wire = _struct(type_name, fields)
+            wire = WIRE_STRUCTS[type_name]
             self._tags[wire] = type_name
             by_topic.setdefault(spec.topic, []).append(wire)
             self._labels[type_name] = [

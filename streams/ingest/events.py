@@ -293,6 +293,8 @@ ITEM_FIELDS = {
     "amount": Kind.MONEY,
     "cost": Kind.MONEY,
 }
+ITEM_REQUIRED = ("product_id", "amount")
+"""The fields every order line must have."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,7 +527,7 @@ def parse_items(value: object, name: str, limits: DecodeLimits) -> tuple[OrderLi
         parsed = {
             key: _validate(
                 item.get(key),
-                FieldSpec(kind, key in ("product_id", "amount")),
+                FieldSpec(kind, key in ITEM_REQUIRED),
                 f"{name}[{index}].{key}",
                 limits,
             )
