@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from streams.common.keys import ANY, REPEAT_FIELD, REPEAT_MAX, field
 
@@ -83,208 +84,366 @@ def growth(current: float, previous: float) -> float | None:
 
 
 Formula = Callable[[WindowFigures], float | None]
-
-RATIOS: dict[str, tuple[str, Formula]] = {
-    "pv_per_uv": ("PV/UV 人均浏览量.", lambda f: ratio(f.c("pv"), f.d("uv"))),
-    "bounce_rate": (
-        "跳失率: one-view sessions / ended sessions.",
-        lambda f: ratio(f.c("bounces"), f.c("sessions_closed")),
-    ),
-    "pages_per_session": (
-        "Page views per ended session.",
-        lambda f: ratio(f.c("session_views"), f.c("sessions_closed")),
-    ),
-    "session_duration_avg_seconds": (
-        "Average duration of ended sessions.",
-        lambda f: _seconds(ratio(f.c("session_duration_ms"), f.c("sessions_closed"))),
-    ),
-    "time_on_page_avg_seconds": (
-        "页面停留时间: average time on page.",
-        lambda f: _seconds(ratio(f.c("time_on_page_ms"), f.c("time_on_page_views"))),
-    ),
-    "registration_conversion": (
-        "New members / UV.",
-        lambda f: ratio(f.c("registrations"), f.d("uv")),
-    ),
-    "member_visitor_ratio": (
-        "Active members / UV.",
-        lambda f: ratio(f.d("active_members"), f.d("uv")),
-    ),
-    "order_conversion": (
-        "下单转化率: visitors who ordered / UV.",
-        lambda f: ratio(f.d("orderers"), f.d("uv")),
-    ),
-    "payment_conversion": (
-        "付款转化率: visitors who paid / UV.",
-        lambda f: ratio(f.d("payers"), f.d("uv")),
-    ),
-    "orders_per_visitor": (
-        "订单量/访客数: orders placed / UV (target 35%).",
-        lambda f: ratio(f.c("orders_created"), f.d("uv")),
-    ),
-    "funnel_product_rate": (
-        "Funnel: product viewers / visitors.",
-        lambda f: ratio(f.d("product_viewers"), f.d("uv")),
-    ),
-    "funnel_cart_rate": (
-        "Funnel: cart visitors / product viewers.",
-        lambda f: ratio(f.d("carters"), f.d("product_viewers")),
-    ),
-    "funnel_order_rate": (
-        "Funnel: ordering visitors / cart visitors.",
-        lambda f: ratio(f.d("orderers"), f.d("carters")),
-    ),
-    "funnel_pay_rate": (
-        "Funnel: paying visitors / ordering visitors.",
-        lambda f: ratio(f.d("payers"), f.d("orderers")),
-    ),
-    "aov_per_buyer_yuan": (
-        "客单价: GMV / paying buyers.",
-        lambda f: _yuan(ratio(f.c("gmv_cents"), f.d("payers"))),
-    ),
-    "aov_per_order_yuan": (
-        "GMV / paid orders.",
-        lambda f: _yuan(ratio(f.c("gmv_cents"), f.c("orders_paid"))),
-    ),
-    "return_rate": (
-        "退货率: refunded or returned orders / paid orders.",
-        lambda f: ratio(f.c("orders_refunded"), f.c("orders_paid")),
-    ),
-    "new_member_purchase_ratio": (
-        "Members registered in the period who paid / registrations in the period.",
-        lambda f: ratio(f.d("new_member_payers"), f.c("registrations")),
-    ),
-    "member_purchase_ratio": (
-        "Paying members / active members.",
-        lambda f: ratio(f.d("paying_members"), f.d("active_members")),
-    ),
-    "campaign_participation": (
-        "活动参与度: campaign page views / page views.",
-        lambda f: ratio(f.c("pv", "page_type", "campaign"), f.c("pv")),
-    ),
-    "campaign_gmv_share": (
-        "活动成交额比例: campaign GMV / GMV.",
-        lambda f: ratio(f.dim_sum("gmv_cents", "campaign"), f.c("gmv_cents")),
-    ),
-    "campaign_order_share": (
-        "Campaign paid orders / paid orders.",
-        lambda f: ratio(f.dim_sum("orders_paid", "campaign"), f.c("orders_paid")),
-    ),
-    "campaign_roi": (
-        "投入产出比: campaign GMV / campaign spend.",
-        lambda f: ratio(f.dim_sum("gmv_cents", "campaign"), f.dim_sum("spend_cents", "campaign")),
-    ),
-    "uv_cost_yuan": (
-        "UV平均获取成本: spend / UV.",
-        lambda f: _yuan(ratio(f.c("spend_cents"), f.d("uv"))),
-    ),
-    "ad_arrival_rate": (
-        "到达率: ad landings / ad impressions.",
-        lambda f: ratio(f.c("ad_landings"), f.c("ad_impressions")),
-    ),
-    "campaign_click_rate": (
-        "平均点击率: campaign-page clicks / campaign-page UV.",
-        lambda f: ratio(f.c("clicks", "page_type", "campaign"), f.d("campaign_viewers")),
-    ),
-    "cs_first_response_avg_seconds": (
-        "首次响应时间: average first response.",
-        lambda f: _seconds(ratio(f.c("cs_first_response_ms"), f.c("cs_first_responses"))),
-    ),
-    "cs_response_avg_seconds": (
-        "Average response time.",
-        lambda f: _seconds(ratio(f.c("cs_response_ms"), f.c("cs_responses"))),
-    ),
-    "cs_sla_share": (
-        "Responses within the SLA / responses.",
-        lambda f: ratio(f.c("cs_responses_within_sla"), f.c("cs_responses")),
-    ),
-    "cs_first_response_sla_share": (
-        "First responses within the SLA / first responses.",
-        lambda f: ratio(f.c("cs_first_responses_within_sla"), f.c("cs_first_responses")),
-    ),
-    "complaint_handling_avg_seconds": (
-        "Complaint timeliness: average handling time.",
-        lambda f: _seconds(ratio(f.c("complaint_handling_ms"), f.c("complaints_timed"))),
-    ),
-    "complaint_satisfaction": (
-        "Satisfied complaints / resolved complaints.",
-        lambda f: ratio(f.c("complaints_satisfied"), f.c("complaints_resolved")),
-    ),
-    "good_review_rate": (
-        "好评率: good reviews / reviews.",
-        lambda f: ratio(f.c("good_reviews"), f.c("reviews")),
-    ),
-    "stock_turnover": ("库存周转率: cost of goods sold / average stock value.", stock_turnover),
-    "repeat_rate": (
-        "复购率: buyers with two or more paid orders / buyers.",
-        lambda f: repeat_rate(f.repeat_distribution()),
-    ),
-}
-
 DimFormula = Callable[[WindowFigures, str], float | None]
 
-CHANNEL_RATIOS: dict[str, tuple[str, DimFormula]] = {
-    "order_conversion": (
-        "Visitors who ordered / UV, per channel.",
-        lambda f, v: ratio(f.d("orderers", "channel", v), f.d("uv", "channel", v)),
-    ),
-    "payment_conversion": (
-        "Visitors who paid / UV, per channel.",
-        lambda f, v: ratio(f.d("payers", "channel", v), f.d("uv", "channel", v)),
-    ),
-    "orders_per_visitor": (
-        "Orders placed / UV, per channel.",
-        lambda f, v: ratio(f.c("orders_created", "channel", v), f.d("uv", "channel", v)),
-    ),
-    "bounce_rate": (
-        "Bounce rate per channel.",
-        lambda f, v: ratio(f.c("bounces", "channel", v), f.c("sessions_closed", "channel", v)),
-    ),
-    "pages_per_session": (
-        "Pages per visit, per channel.",
-        lambda f, v: ratio(
-            f.c("session_views", "channel", v), f.c("sessions_closed", "channel", v)
-        ),
-    ),
-    "session_duration_avg_seconds": (
-        "Session duration per channel.",
-        lambda f, v: _seconds(
-            ratio(f.c("session_duration_ms", "channel", v), f.c("sessions_closed", "channel", v))
-        ),
-    ),
-    "uv_cost_yuan": (
-        "Spend / UV, per channel.",
-        lambda f, v: _yuan(ratio(f.c("spend_cents", "channel", v), f.d("uv", "channel", v))),
-    ),
-}
 
-CAMPAIGN_RATIOS: dict[str, tuple[str, DimFormula]] = {
-    "campaign_roi": (
-        "GMV / spend, per campaign.",
-        lambda f, v: ratio(f.c("gmv_cents", "campaign", v), f.c("spend_cents", "campaign", v)),
-    ),
-    "uv_cost_yuan": (
-        "Spend / UV, per campaign.",
-        lambda f, v: _yuan(ratio(f.c("spend_cents", "campaign", v), f.d("uv", "campaign", v))),
-    ),
-    "ad_arrival_rate": (
-        "Ad landings / ad impressions, per campaign.",
-        lambda f, v: ratio(f.c("ad_landings", "campaign", v), f.c("ad_impressions", "campaign", v)),
-    ),
-}
+@dataclass(frozen=True)
+class Part:
+    """One side of a ratio: a stored counter or distinct set, read for a dimension value.
 
-PAGE_TYPE_RATIOS: dict[str, tuple[str, DimFormula]] = {
-    "time_on_page_avg_seconds": (
-        "Average time on page, per page type.",
-        lambda f, v: _seconds(
-            ratio(f.c("time_on_page_ms", "page_type", v), f.c("time_on_page_views", "page_type", v))
-        ),
+    ``fixed`` reads one given dimension value whatever is asked (campaign pages:
+    ``("page_type", "campaign")``); ``summed`` reads the sum over every value of a
+    dimension for the total (campaign GMV) and the asked value for a per-dimension figure.
+    """
+
+    name: str
+    distinct: bool = False
+    fixed: tuple[str, str] | None = None
+    summed: str = ""
+
+    def read(self, f: WindowFigures, dimension: str = "", value: str = "") -> int:
+        """The part's figure in ``f``: total, or for one dimension value."""
+        if self.fixed is not None:
+            dimension, value = self.fixed
+        elif self.summed and not dimension:
+            return f.dim_sum(self.name, self.summed)
+        if self.distinct:
+            return f.d(self.name, dimension or ANY, value or ANY)
+        return f.c(self.name, dimension, value)
+
+
+C, D = Part, partial(Part, distinct=True)
+
+SCALE = {"ratio": 1.0, "seconds": 0.001, "yuan": 0.01, "per visitor": 1.0, "pages": 1.0}
+"""Factor from the stored ratio (ms, cents) to the unit."""
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One KPI: the exported ``shop_<name>``, its Chinese term, formula, unit, dimensions.
+
+    The value is ``numerator / denominator`` (``None`` when undefined, see
+    :func:`ratio`) times the unit's scale, or ``custom`` for the few that are not one
+    ratio. ``dims`` name the per-dimension variants ``shop_<name>_by_<dim>``, computed
+    from the same parts read for each dimension value; ``total`` is False for a KPI that
+    exists only per dimension (exit rate per page type).
+    """
+
+    name: str
+    term: str
+    formula: str
+    unit: str
+    numerator: Part | None = None
+    denominator: Part | None = None
+    dims: tuple[str, ...] = ()
+    total: bool = True
+    custom: Formula | None = None
+
+    @property
+    def help(self) -> str:
+        """Help text of the metric family: term and formula."""
+        return f"{self.term}: {self.formula}." if self.term else f"{self.formula}."
+
+    def value(self, f: WindowFigures, dimension: str = "", label: str = "") -> float | None:
+        """The KPI in ``f``: the total, or for one value of one of :attr:`dims`."""
+        if self.custom is not None:
+            return self.custom(f)
+        if self.numerator is None or self.denominator is None:
+            raise ValueError(f"KPI {self.name} has neither parts nor a custom formula")
+        found = ratio(
+            self.numerator.read(f, dimension, label), self.denominator.read(f, dimension, label)
+        )
+        return None if found is None else found * SCALE[self.unit]
+
+
+CH, CA, PT = "channel", "campaign", "page_type"
+UV = D("uv")
+CLOSED = C("sessions_closed")
+
+KPIS: tuple[Kpi, ...] = (
+    Kpi("pv_per_uv", "PV/UV 人均浏览量", "page views / UV", "pages", C("pv"), UV),
+    Kpi(
+        "bounce_rate",
+        "跳失率",
+        "one-view sessions / ended sessions",
+        "ratio",
+        C("bounces"),
+        CLOSED,
+        (CH,),
     ),
-    "exit_rate": (
-        "Exits / page views, per page type.",
-        lambda f, v: ratio(f.c("exits", "page_type", v), f.c("pv", "page_type", v)),
+    Kpi(
+        "pages_per_session",
+        "",
+        "page views of ended sessions / ended sessions",
+        "pages",
+        C("session_views"),
+        CLOSED,
+        (CH,),
     ),
+    Kpi(
+        "session_duration_avg_seconds",
+        "",
+        "summed duration of ended sessions / ended sessions",
+        "seconds",
+        C("session_duration_ms"),
+        CLOSED,
+        (CH,),
+    ),
+    Kpi(
+        "time_on_page_avg_seconds",
+        "页面停留时间",
+        "summed time on page / views with a measured time",
+        "seconds",
+        C("time_on_page_ms"),
+        C("time_on_page_views"),
+        (PT,),
+    ),
+    Kpi(
+        "exit_rate",
+        "退出率",
+        "exits / page views",
+        "ratio",
+        C("exits"),
+        C("pv"),
+        (PT,),
+        total=False,
+    ),
+    Kpi("registration_conversion", "", "new members / UV", "ratio", C("registrations"), UV),
+    Kpi("member_visitor_ratio", "", "active members / UV", "ratio", D("active_members"), UV),
+    Kpi(
+        "order_conversion",
+        "下单转化率",
+        "visitors who ordered / UV",
+        "ratio",
+        D("orderers"),
+        UV,
+        (CH,),
+    ),
+    Kpi(
+        "payment_conversion",
+        "付款转化率",
+        "visitors who paid / UV",
+        "ratio",
+        D("payers"),
+        UV,
+        (CH,),
+    ),
+    Kpi(
+        "orders_per_visitor",
+        "订单量/访客数",
+        "orders placed / UV (target 35%)",
+        "per visitor",
+        C("orders_created"),
+        UV,
+        (CH,),
+    ),
+    Kpi(
+        "funnel_product_rate",
+        "",
+        "funnel: product viewers / visitors",
+        "ratio",
+        D("product_viewers"),
+        UV,
+    ),
+    Kpi(
+        "funnel_cart_rate",
+        "",
+        "funnel: cart visitors / product viewers",
+        "ratio",
+        D("carters"),
+        D("product_viewers"),
+    ),
+    Kpi(
+        "funnel_order_rate",
+        "",
+        "funnel: ordering visitors / cart visitors",
+        "ratio",
+        D("orderers"),
+        D("carters"),
+    ),
+    Kpi(
+        "funnel_pay_rate",
+        "",
+        "funnel: paying visitors / ordering visitors",
+        "ratio",
+        D("payers"),
+        D("orderers"),
+    ),
+    Kpi("aov_per_buyer_yuan", "客单价", "GMV / paying buyers", "yuan", C("gmv_cents"), D("payers")),
+    Kpi("aov_per_order_yuan", "", "GMV / paid orders", "yuan", C("gmv_cents"), C("orders_paid")),
+    Kpi(
+        "return_rate",
+        "退货率",
+        "refunded or returned orders / paid orders",
+        "ratio",
+        C("orders_refunded"),
+        C("orders_paid"),
+    ),
+    Kpi(
+        "new_member_purchase_ratio",
+        "",
+        "members registered in the period who paid / registrations in the period",
+        "ratio",
+        D("new_member_payers"),
+        C("registrations"),
+    ),
+    Kpi(
+        "member_purchase_ratio",
+        "",
+        "paying members / active members",
+        "ratio",
+        D("paying_members"),
+        D("active_members"),
+    ),
+    Kpi(
+        "campaign_participation",
+        "活动参与度",
+        "campaign page views / page views",
+        "ratio",
+        C("pv", fixed=(PT, "campaign")),
+        C("pv"),
+    ),
+    Kpi(
+        "campaign_gmv_share",
+        "活动成交额比例",
+        "campaign GMV / GMV",
+        "ratio",
+        C("gmv_cents", summed=CA),
+        C("gmv_cents"),
+    ),
+    Kpi(
+        "campaign_order_share",
+        "",
+        "campaign paid orders / paid orders",
+        "ratio",
+        C("orders_paid", summed=CA),
+        C("orders_paid"),
+    ),
+    Kpi(
+        "campaign_roi",
+        "投入产出比",
+        "campaign GMV / campaign spend",
+        "ratio",
+        C("gmv_cents", summed=CA),
+        C("spend_cents", summed=CA),
+        (CA,),
+    ),
+    Kpi("uv_cost_yuan", "UV平均获取成本", "spend / UV", "yuan", C("spend_cents"), UV, (CH, CA)),
+    Kpi(
+        "ad_arrival_rate",
+        "到达率",
+        "ad landings / ad impressions",
+        "ratio",
+        C("ad_landings"),
+        C("ad_impressions"),
+        (CA,),
+    ),
+    Kpi(
+        "campaign_click_rate",
+        "平均点击率",
+        "campaign-page clicks / campaign-page UV",
+        "ratio",
+        C("clicks", fixed=(PT, "campaign")),
+        D("campaign_viewers"),
+    ),
+    Kpi(
+        "cs_first_response_avg_seconds",
+        "首次响应时间",
+        "summed first response time / first responses",
+        "seconds",
+        C("cs_first_response_ms"),
+        C("cs_first_responses"),
+    ),
+    Kpi(
+        "cs_response_avg_seconds",
+        "",
+        "summed response time / responses",
+        "seconds",
+        C("cs_response_ms"),
+        C("cs_responses"),
+    ),
+    Kpi(
+        "cs_sla_share",
+        "",
+        "responses within the SLA / responses",
+        "ratio",
+        C("cs_responses_within_sla"),
+        C("cs_responses"),
+    ),
+    Kpi(
+        "cs_first_response_sla_share",
+        "",
+        "first responses within the SLA / first responses",
+        "ratio",
+        C("cs_first_responses_within_sla"),
+        C("cs_first_responses"),
+    ),
+    Kpi(
+        "complaint_handling_avg_seconds",
+        "",
+        "complaint timeliness: summed handling time / resolved complaints timed",
+        "seconds",
+        C("complaint_handling_ms"),
+        C("complaints_timed"),
+    ),
+    Kpi(
+        "complaint_satisfaction",
+        "",
+        "satisfied complaints / resolved complaints",
+        "ratio",
+        C("complaints_satisfied"),
+        C("complaints_resolved"),
+    ),
+    Kpi(
+        "good_review_rate",
+        "好评率",
+        "good reviews / reviews",
+        "ratio",
+        C("good_reviews"),
+        C("reviews"),
+    ),
+    Kpi(
+        "stock_turnover",
+        "库存周转率",
+        "cost of goods sold / average stock value",
+        "ratio",
+        custom=stock_turnover,
+    ),
+    Kpi(
+        "repeat_rate",
+        "复购率",
+        "buyers with two or more paid orders / buyers",
+        "ratio",
+        custom=lambda f: repeat_rate(f.repeat_distribution()),
+    ),
+)
+"""Every ratio KPI, once: the collector, the report, the scorecard and ``kpi docs`` read it."""
+
+BY_NAME = {kpi.name: kpi for kpi in KPIS}
+
+
+def _by(dimension: str) -> dict[str, tuple[str, DimFormula]]:
+    return {
+        kpi.name: (
+            f"{kpi.help[:-1]}, per {dimension.replace('_', ' ')}.",
+            partial(_dim_value, kpi, dimension),
+        )
+        for kpi in KPIS
+        if dimension in kpi.dims
+    }
+
+
+def _dim_value(kpi: Kpi, dimension: str, f: WindowFigures, label: str) -> float | None:
+    return kpi.value(f, dimension, label)
+
+
+RATIOS: dict[str, tuple[str, Formula]] = {
+    kpi.name: (kpi.help, kpi.value) for kpi in KPIS if kpi.total
 }
+"""Totals by metric name: (help, formula), derived from :data:`KPIS`."""
+CHANNEL_RATIOS = _by(CH)
+CAMPAIGN_RATIOS = _by(CA)
+PAGE_TYPE_RATIOS = _by(PT)
 
 
 def exit_rates(

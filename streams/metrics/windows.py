@@ -47,7 +47,7 @@ PERIOD_GRANULARITY = {
     "last_week": Granularity.WEEK,
     "last_month": Granularity.MONTH,
 }
-HISTORY_WINDOWS = ("minute", "hour", "day")
+HISTORY_WINDOWS = ("minute", "last_minute", "hour", "day")
 """The windows backfill writes for each step."""
 
 
@@ -75,7 +75,7 @@ class Precision(Enum):
 def windows_as_of(
     clock: BucketClock, moment_s: float, kept: Callable[[Bucket], bool]
 ) -> tuple[list[Window], Precision]:
-    """The history windows (``minute``, ``hour``, ``day``) as they stood at ``moment_s``.
+    """The history windows (:data:`HISTORY_WINDOWS`) as they stood at ``moment_s``.
 
     ``kept(bucket)`` says whether the store still holds a bucket (its retention). The
     hour and the day so far are summed from the minutes and hours before the moment
@@ -98,7 +98,13 @@ def windows_as_of(
     else:
         day_so_far = Window("day", (day,), clock.distinct_parts(day))
         precision = Precision.DAY
-    return [Window("minute", (minute,)), hour_so_far, day_so_far], precision
+    last_minute = clock.previous(minute)
+    return [
+        Window("minute", (minute,)),
+        Window("last_minute", (last_minute,)),
+        hour_so_far,
+        day_so_far,
+    ], precision
 
 
 def _parts(
