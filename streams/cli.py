@@ -178,16 +178,30 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "report":
         import time
 
-        from streams.views.report import build, last_complete_week, snapshot, week_bounds, write
+        from streams.views.report import (
+            build,
+            daily_snapshots,
+            last_complete_week,
+            snapshot,
+            week_bounds,
+            write,
+        )
         from streams.worker.runtime import kpi_collector
 
         week = args.week or last_complete_week(time.time(), settings.business_timezone)
         try:
-            _, end = week_bounds(week, settings.business_timezone)
+            start, end = week_bounds(week, settings.business_timezone)
         except ValueError as exc:
             raise KpiError(f"--week {week!r}: expected YYYY-Www ({exc})") from exc
-        at = min(time.time(), end - 1)
-        data = build(snapshot(kpi_collector(settings), at), week, settings.channels)
+        now = time.time()
+        collector = kpi_collector(settings)
+        data = build(
+            snapshot(collector, min(now, end - 1)),
+            week,
+            settings.channels,
+            previous=snapshot(collector, start - 1),
+            days=daily_snapshots(collector, start, settings.business_timezone, now_s=now),
+        )
         for path in write(data, args.out):
             print(path)
         return 0
