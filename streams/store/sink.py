@@ -373,6 +373,8 @@ class RedisSink:
             targets = [layout.ranking(shard, bucket, name) for bucket in buckets]
             for key, bucket in zip(targets, buckets, strict=True):
                 expiries[key] = self.expires_at(bucket)
+                # the bucket's counters get the ranking's trimmed scores (the script's 'Y')
+                expiries.setdefault(layout.counters(shard, bucket), expiries[key])
             packed = pack_list(_flat((str(n), m) for m, n in scores.items()))
             others = [script.key(key) for key in targets[1:]]
             script.op("Y", targets[0], packed, CAPS.get(name, RANKING_CAP), *others)

@@ -15,6 +15,7 @@ from loadtest.shop_generator import disorder, generate_shop
 from streams.common.keys import BUYER_PAID_TALLY, REPEAT_LIFETIME_TALLY, KeyLayout, Shard
 from streams.common.settings import Settings, topic_kinds
 from streams.ingest.events import TopicKind
+from streams.store import sink as sink_module
 from streams.store.memory_sink import MemorySink, ShardStore
 from streams.worker.pipeline import BatchProcessor, DeadLetterList, Record
 from streams.worker.runtime import aggregator, batch_processor, decode_limits
@@ -102,7 +103,13 @@ def compare(client: redis.Redis, layout: KeyLayout, shard: Shard, twin: ShardSto
     return problems
 
 
-def test_the_twin_and_the_lua_apply_agree(stack: Stack, clock: Clock) -> None:
+def test_the_twin_and_the_lua_apply_agree(
+    stack: Stack, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small ranking caps, so that rankings lose members and both keep the lost scores.
+    monkeypatch.setattr(sink_module, "RANKING_CAP", 5)
+    monkeypatch.setitem(sink_module.CAPS, "page_views", 7)
+    monkeypatch.setitem(sink_module.CAPS, "page_exits", 7)
     settings = Settings(
         redis_url=stack.redis_url,
         redis_prefix=f"twin{uuid.uuid4().hex[:6]}",
@@ -112,6 +119,7 @@ def test_the_twin_and_the_lua_apply_agree(stack: Stack, clock: Clock) -> None:
     batches = batches_of(settings, now_ms)
     kinds = {topic: TopicKind(kind) for topic, kind in topic_kinds(settings).items()}
     twin = MemorySink()
+    twin.ranking_cap, twin.caps = 5, dict(sink_module.CAPS)
 
     async def run() -> None:
         client = aioredis.Redis.from_url(settings.redis_url)
@@ -139,4 +147,8 @@ def test_the_twin_and_the_lua_apply_agree(stack: Stack, clock: Clock) -> None:
     assert sum(o["rejected:duplicate_event_id"] for o in ops) > 0
     assert sum(o["late"] for o in ops) > 0
     assert any(store.tables["visit"] for store in twin.shards.values())
+    trimmed = [
+        n for s in twin.shards.values() for (_, f), n in s.counters.items() if "trimmed" in f
+    ]
+    assert len(trimmed) > 10 and min(trimmed) > 0
     assert problems == [], "\n".join(problems[:30])
