@@ -249,11 +249,9 @@ class FamilyBuilder:
                 f"{comp.help} Top {self.top_n}.",
                 labels=["window", "rank", "item"],
             )
-            for window in RANKED_WINDOWS:
-                scores = figures.rankings.get((window, comp.name))
-                if scores is None and window not in figures.exit_pages:
-                    continue
-                top = sorted((scores or Counter()).items(), key=lambda kv: (-kv[1], kv[0]))
+            for window in (w for w in RANKED_WINDOWS if w in figures.exit_pages):  # read ones
+                scores = figures.rankings.get((window, comp.name), Counter())
+                top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
                 for rank, (item, score) in enumerate(top[: self.top_n], 1):
                     family.add_metric([window, str(rank), item_label(item)], score * comp.scale)
                 undercount.add_metric(

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from enum import Enum
 
 from streams.common.timebuckets import Bucket, BucketClock, Granularity
-from streams.store.reader import ROLLING_WINDOWS, Window
+from streams.store.reader import Window
 
 ROLLING = {"5m": 5, "30m": 30}
-assert set(ROLLING) == ROLLING_WINDOWS
+"""Rolling windows and their minutes; only UV among the distinct counts."""
 CURRENT = {
     "minute": Granularity.MINUTE,
     "hour": Granularity.HOUR,
@@ -58,7 +58,11 @@ def windows_at(clock: BucketClock, now_s: float) -> list[Window]:
     out = [Window(name, (b,), clock.distinct_parts(b)) for name, b in current]
     minute = clock.start_of(Granularity.MINUTE, now_s)
     out += [
-        Window(name, tuple(Bucket(Granularity.MINUTE, minute - 60 * k) for k in range(n)))
+        Window(
+            name,
+            tuple(Bucket(Granularity.MINUTE, minute - 60 * k) for k in range(n)),
+            uv_only=True,
+        )
         for name, n in ROLLING.items()
     ]
     return out

@@ -82,6 +82,9 @@ class Window:
     """The buckets are finer parts of a period (a day so far as hours and minutes): the
     sets kept only per period (``unique_pv``, ``new_member_payers``) are not read, since
     their period's set would count events after the window's end."""
+    uv_only: bool = False
+    """Only UV among the distinct sets (rolling windows of many minutes: the other sets
+    are not charted there, and each would cost one more multi-key count per scrape)."""
 
 
 @dataclass(frozen=True)
@@ -196,10 +199,10 @@ class StoreReader:
         return sorted(shards)
 
     def distinct_names(self, window: Window) -> list[str]:
-        """The distinct-set fields read for ``window`` (rolling windows: UV only)."""
+        """The distinct-set fields read for ``window``."""
         names = []
         for comp in DISTINCT:
-            if window.name in ROLLING_WINDOWS and comp.name != "uv":
+            if window.uv_only and comp.name != "uv":
                 continue
             if window.partial and comp.name not in DERIVED_SETS:
                 continue
@@ -380,9 +383,6 @@ class StoreReader:
 
 _EXIT_VIEWS = "exit_candidate_views"
 """Internal key of the page views looked up for the exit candidates."""
-
-ROLLING_WINDOWS = frozenset({"5m", "30m"})
-"""Windows of many minutes, for which only UV is merged (the other sets are not charted)."""
 
 
 class _Batch:
