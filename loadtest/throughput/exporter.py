@@ -25,12 +25,12 @@ def fetch(url: str, timeout_s: float = 10) -> str:
 class Exporter:
     """A ``kpi exporter`` process for one run's prefix, on a free port."""
 
-    def __init__(self, settings: Settings, logs: Path) -> None:
+    def __init__(self, settings: Settings, logs: Path, code: Path | None = None) -> None:
+        """``code``: another checkout whose exporter runs instead of this one's."""
         self.settings = settings.replace(exporter_port=free_port())
         self.url = f"http://127.0.0.1:{self.settings.exporter_port}/metrics"
-        self.process = start_kpi(
-            "exporter", self.settings, logs / f"{settings.redis_prefix}-exporter.log"
-        )
+        log = logs / f"{settings.redis_prefix}-exporter-{self.settings.exporter_port}.log"
+        self.process = start_kpi("exporter", self.settings, log, code)
 
     def __enter__(self) -> Exporter:
         deadline = time.monotonic() + 30

@@ -8,7 +8,7 @@ epoch seconds)::
     P:{S}:applied                string  last Kafka offset applied for the shard
     P:{S}:watermark              string  newest event time (epoch ms) seen on the shard
     P:{S}:ops                    hash    consumed, late, too_late, retractions, rejected:<reason>,
-                                         last_apply_ms
+                                         last_apply_ms, closed_writes:<g>
     P:{S}:b:<g>:<t>              hash    counters of the bucket: ``name`` or ``name|dim=value``;
                                          ``ranking_trimmed|ranking=<name>``: the scores a ranking
                                          of the bucket lost to its cap (the apply script)
@@ -188,6 +188,19 @@ class ParsedKey:
 
 
 OPS_CONSUMED = "consumed"
+OPS_CLOSED_PREFIX = "closed_writes:"
+
+
+def closed_writes(granularity: Granularity) -> str:
+    """Ops field: the shard's batches that wrote into an ended ``granularity`` bucket.
+
+    Ended at the apply's wall clock: late events, visits ending after their start
+    bucket, catch-up. A cache of closed periods of that size holds while no shard's
+    count moves.
+    """
+    return OPS_CLOSED_PREFIX + granularity.value
+
+
 OPS_LATE = "late"
 OPS_TOO_LATE = "too_late"
 OPS_RETRACTIONS = "retractions"

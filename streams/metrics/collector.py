@@ -1,8 +1,10 @@
 """The Prometheus collector: at every scrape, read the live windows and build the families.
 
-Stateless: each ``collect()`` asks the reader for the windows at the scrape's wall
-clock (:func:`~streams.metrics.windows.windows_at`) and hands the figures to the
-:class:`~streams.metrics.families.FamilyBuilder`. If Redis cannot be read the scrape
+Each ``collect()`` asks the reader for the windows at the scrape's wall clock
+(:func:`~streams.metrics.windows.windows_at`) and hands the figures to the
+:class:`~streams.metrics.families.FamilyBuilder`. The one state kept between scrapes
+is the figures of the closed periods (yesterday, last week, last month), read again
+as soon as any shard counts a write into an ended bucket of their size. If Redis cannot be read the scrape
 still answers, with ``shop_exporter_redis_up 0`` and no KPI series. Metrics carry no
 timestamps: history comes from Prometheus's own scrapes (or from backfill, which asks
 :meth:`KpiCollector.families_at` for past moments).
@@ -21,7 +23,7 @@ from prometheus_client.registry import Collector
 from streams.common.timebuckets import BucketClock
 from streams.metrics.families import FamilyBuilder
 from streams.metrics.windows import RANKED_WINDOWS, windows_at
-from streams.store.reader import StoreReader
+from streams.store.reader import ClosedCache, StoreReader
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +43,25 @@ class KpiCollector(Collector):
         self.clock = clock
         self.now_s = now_s
         """The scrape's clock (wall-clock epoch seconds)."""
+        self.closed = ClosedCache()
+        """Yesterday, last week and last month, read again only when a write changes them."""
 
     def describe(self) -> list[Metric]:
         """Nothing up front: the registry must not call ``collect()`` at registration."""
         return []
 
-    def families_at(self, moment_s: float) -> list[Metric]:
-        """What a scrape at ``moment_s`` answers (raises ``redis.RedisError``)."""
+    def families_at(self, moment_s: float, cached: bool = False) -> list[Metric]:
+        """What a scrape at ``moment_s`` answers (raises ``redis.RedisError``).
+
+        ``cached``: closed periods may come from :attr:`closed` (the live scrape's).
+        """
         figures = self.reader.read(
             moment_s,
             windows_at(self.clock, moment_s),
             ranked=RANKED_WINDOWS,
             live=True,
             ops=True,
+            cache=self.closed if cached else None,
         )
         return self.builder.families(figures)
 
@@ -62,7 +70,7 @@ class KpiCollector(Collector):
         started = time.perf_counter()
         up = GaugeMetricFamily("shop_exporter_redis_up", "1 if Redis answered this scrape.")
         try:
-            families = self.families_at(self.now_s())
+            families = self.families_at(self.now_s(), cached=True)
         except redis.exceptions.RedisError as exc:
             log.warning("scrape could not read Redis: %s", exc)
             families = []

@@ -51,11 +51,25 @@ HISTORY_WINDOWS = ("minute", "last_minute", "hour", "day")
 """The windows backfill writes for each step."""
 
 
+CLOSED_MARGIN_S = 120
+"""How long after its end a period is cached: longer than a batch takes from its wall
+clock to its apply, plus the clock skew between the workers and the exporter."""
+
+
 def windows_at(clock: BucketClock, now_s: float) -> list[Window]:
-    """Every live window, as buckets, at wall-clock time ``now_s``."""
-    current = [(name, clock.bucket_at(g, now_s)) for name, g in CURRENT.items()]
-    current += [(name, clock.previous(clock.bucket_at(g, now_s))) for name, g in PREVIOUS.items()]
-    out = [Window(name, (b,), clock.distinct_parts(b)) for name, b in current]
+    """Every live window, as buckets, at wall-clock time ``now_s``.
+
+    The previous periods are :attr:`~Window.cacheable` from :data:`CLOSED_MARGIN_S`
+    after their end.
+    """
+    out = [
+        Window(name, (b,), clock.distinct_parts(b))
+        for name, b in ((name, clock.bucket_at(g, now_s)) for name, g in CURRENT.items())
+    ]
+    for name, g in PREVIOUS.items():
+        b = clock.previous(clock.bucket_at(g, now_s))
+        closed = clock.end_of(b) <= now_s - CLOSED_MARGIN_S
+        out.append(Window(name, (b,), clock.distinct_parts(b), cacheable=closed))
     minute = clock.start_of(Granularity.MINUTE, now_s)
     out += [
         Window(

@@ -28,9 +28,10 @@ from streams.common.keys import (
     REPEAT_FIELD,
     REPEAT_MAX,
     Shard,
+    closed_writes,
 )
-from streams.common.timebuckets import Bucket
-from streams.store.sink import CAPS, RANKING_CAP, Applied, StoredShard
+from streams.common.timebuckets import Bucket, BucketClock
+from streams.store.sink import CAPS, RANKING_CAP, Applied, StoredShard, closed_granularities
 
 
 @dataclass
@@ -64,7 +65,13 @@ class ShardStore:
 class MemorySink:
     """Same interface and semantics as :class:`streams.store.sink.RedisSink`, in memory."""
 
-    def __init__(self, dedupe_horizon_s: int = 600) -> None:
+    def __init__(self, dedupe_horizon_s: int = 600, clock: BucketClock | None = None) -> None:
+        """Hold nothing yet.
+
+        ``clock`` judges which buckets had ended at each apply, as the Redis sink does
+        (``closed_writes:<g>`` in the ops); without it those counts are not kept.
+        """
+        self.clock = clock
         self.shards: defaultdict[Shard, ShardStore] = defaultdict(ShardStore)
         self.dedupe_horizon_s = dedupe_horizon_s
         self.ranking_cap = RANKING_CAP
@@ -137,6 +144,12 @@ class MemorySink:
             if n:
                 store.tallies[name][member] += n
         store.ops[OPS_CONSUMED] += delta.consumed
+        if self.clock is not None:
+            touched = {bucket for bucket, _ in delta.counters} | {b for b, _ in delta.distinct}
+            touched |= {b for buckets, _, _ in delta.ranked_groups() for b in buckets}
+            touched |= {b for periods, _ in delta.repeat_buyers for b in periods}
+            for granularity in closed_granularities(touched, self.clock, now_ms):
+                store.ops[closed_writes(granularity)] += 1
         for name, n in ((OPS_LATE, delta.late), (OPS_TOO_LATE, delta.too_late)):
             if n:
                 store.ops[name] += n

@@ -36,12 +36,13 @@ from streams.common.keys import (
     WAITING_ZSET,
     KeyLayout,
     Shard,
+    closed_writes,
     parse_field,
 )
 from streams.common.keys import (
     field as kpi_field,
 )
-from streams.common.timebuckets import Bucket
+from streams.common.timebuckets import Bucket, Granularity
 from streams.ingest.events import RejectReason, TopicKind
 from streams.kpi.catalogue import DISTINCT, EXIT_RANKING, PAGE_VIEWS_RANKING, RANKINGS
 from streams.kpi.formulas import WindowFigures
@@ -82,6 +83,9 @@ class Window:
     """The buckets are finer parts of a period (a day so far as hours and minutes): the
     sets kept only per period (``unique_pv``, ``new_member_payers``) are not read, since
     their period's set would count events after the window's end."""
+    cacheable: bool = False
+    """A closed period, ended long enough ago that no batch still in flight can write into
+    it without counting a write into an ended bucket (see :class:`ClosedCache`)."""
     uv_only: bool = False
     """Only UV among the distinct sets (rolling windows of many minutes: the other sets
     are not charted there, and each would cost one more multi-key count per scrape)."""
@@ -169,6 +173,65 @@ class StoreFigures:
     ops: Ops | None = None
 
 
+@dataclass(frozen=True)
+class _Cached:
+    """A closed window's figures and the versions they were read under."""
+
+    buckets: tuple[Bucket, ...]
+    version: tuple[tuple[str, int], ...]
+    figures: WindowFigures
+    rankings: dict[str, Counter[str]]
+    exits: ExitPages | None
+
+
+@dataclass
+class ClosedCache:
+    """Figures of closed windows (yesterday, last week, ...) kept between reads.
+
+    An entry serves while the window has the same buckets and no shard has counted a
+    batch written into an ended bucket of the window's size: a late event that changes a
+    closed period is seen at the next read. ``served`` counts the reads served, per window.
+    """
+
+    entries: dict[str, _Cached] = field(default_factory=dict)
+    served: Counter[str] = field(default_factory=Counter)
+
+    def hits(
+        self, windows: Sequence[Window], versions: Mapping[Granularity, tuple[tuple[str, int], ...]]
+    ) -> dict[str, _Cached]:
+        """The cached entries still valid for ``windows``."""
+        out = {}
+        for window in windows:
+            found = self.entries.get(window.name)
+            if (
+                window.cacheable
+                and found is not None
+                and found.buckets == window.buckets
+                and found.version == versions[window.buckets[0].granularity]
+            ):
+                out[window.name] = found
+        self.served.update(out.keys())
+        return out
+
+    def keep(
+        self,
+        windows: Sequence[Window],
+        versions: Mapping[Granularity, tuple[tuple[str, int], ...]],
+        figures: Mapping[str, WindowFigures],
+        rankings: Mapping[tuple[str, str], Counter[str]],
+        exits: Mapping[str, ExitPages],
+    ) -> None:
+        """Keep the cacheable windows just read, under the versions read before them."""
+        for window in (w for w in windows if w.cacheable):
+            self.entries[window.name] = _Cached(
+                window.buckets,
+                versions[window.buckets[0].granularity],
+                figures[window.name],
+                {r: scores for (w, r), scores in rankings.items() if w == window.name},
+                exits.get(window.name),
+            )
+
+
 class StoreReader:
     """Reads figures of windows at a moment; holds no state between reads."""
 
@@ -219,15 +282,26 @@ class StoreReader:
         ranked: Collection[str] = (),
         live: bool = False,
         ops: bool = False,
+        cache: ClosedCache | None = None,
     ) -> StoreFigures:
         """Figures of ``windows`` as stored now, read as of ``moment_s``.
 
         ``ranked`` names the windows (single buckets) whose rankings and exit pages are
         read; ``live`` reads the live sets alive at ``moment_s``; ``ops`` the offsets,
-        watermarks and operations counters. Raises ``redis.RedisError`` when the store
-        cannot be read.
+        watermarks and operations counters. With a ``cache``, the windows marked
+        :attr:`Window.cacheable` are taken from it while no shard has written into an
+        ended bucket of their size since they were read (``closed_writes:<g>``), and
+        kept in it when read. Raises ``redis.RedisError`` when the store cannot be read.
         """
         shards = self.shards()
+        versions: dict[Granularity, tuple[tuple[str, int], ...]] = {}
+        hits: dict[str, _Cached] = {}
+        if cache is not None and any(w.cacheable for w in windows):
+            # Before any figure: a write after this read moves a count, so a figure read
+            # below can only be newer than the versions it is kept under.
+            versions = self._versions(shards, {w.buckets[0].granularity for w in windows})
+            hits = cache.hits(windows, versions)
+        all_windows, windows = windows, [w for w in windows if w.name not in hits]
         kinds = self.topic_kinds
         visitors = [
             s for s in shards if kinds[_base(s.topic)] in (TopicKind.CLICKSTREAM, TopicKind.ORDERS)
@@ -324,6 +398,14 @@ class StoreReader:
             )
             for w in windows
         }
+        if cache is not None:
+            cache.keep(windows, versions, figures, rankings, exit_pages)
+            for name, cached in hits.items():
+                figures[name] = cached.figures
+                rankings.update({(name, r): scores for r, scores in cached.rankings.items()})
+                if cached.exits is not None:
+                    exit_pages[name] = cached.exits
+            figures = {w.name: figures[w.name] for w in all_windows}
         return StoreFigures(
             moment_s,
             figures,
@@ -332,6 +414,22 @@ class StoreReader:
             found_live,
             found_ops,
         )
+
+    def _versions(
+        self, shards: Sequence[Shard], sizes: Collection[Granularity]
+    ) -> dict[Granularity, tuple[tuple[str, int], ...]]:
+        """Per bucket size: every shard's count of batches written into ended buckets."""
+        batch = _Batch(self.client)
+        found: dict[Shard, dict[str, int]] = {}
+        for shard in shards:
+            batch.read("hgetall", self.layout.ops(shard), into=partial(_keep_hash, found, shard))
+        batch.execute()
+        return {
+            size: tuple(
+                (shard.id, found.get(shard, {}).get(closed_writes(size), 0)) for shard in shards
+            )
+            for size in sizes
+        }
 
     def _exact(
         self,
@@ -422,6 +520,10 @@ def _offset(ops: Ops, shard: Shard, reply: object) -> None:
         ops.offsets[shard] = int(_text(reply))
 
 
+def _keep_hash(target: dict[Shard, dict[str, int]], shard: Shard, reply: object) -> None:
+    target[shard] = _int_hash(reply)
+
+
 def _add_hash(target: Counter[str], reply: object) -> None:
     target.update(_int_hash(reply))
 
@@ -461,6 +563,7 @@ def _extend_members(target: list[str], reply: object) -> None:
 
 
 __all__ = [
+    "ClosedCache",
     "ExitPages",
     "Labels",
     "Live",

@@ -35,6 +35,7 @@ from streams.common.keys import (
     STATE_TABLES,
     KeyLayout,
     Shard,
+    closed_writes,
 )
 from streams.common.timebuckets import Bucket, BucketClock, Granularity
 
@@ -172,6 +173,18 @@ redis.call('HSET', KEYS[3], 'last_apply_ms', ARGV[4])
 redis.call('SET', KEYS[1], ARGV[2])
 return {1, ARGV[2]}
 """
+
+
+def closed_granularities(
+    buckets: Iterable[Bucket], clock: BucketClock, now_ms: int
+) -> set[Granularity]:
+    """The sizes of the buckets a batch writes that had ended by ``now_ms`` (wall clock).
+
+    Such batches are counted per shard and size (``closed_writes:<g>`` in its ops): a
+    reader that caches the figures of closed periods reads them again when a count moves.
+    """
+    now_s = now_ms // 1000
+    return {b.granularity for b in buckets if clock.end_of(b) <= now_s}
 
 
 class Applied(NamedTuple):
@@ -346,9 +359,11 @@ class RedisSink:
         for key, packed in seen:
             script.op("Q", key, packed)  # first: the script checks them before writing
         by_key: dict[str, list[tuple[str, int]]] = {}
+        touched: set[Bucket] = set()
         for (bucket, name), n in delta.counters.items():
             key = layout.counters(shard, bucket)
             if key not in by_key:
+                touched.add(bucket)
                 by_key[key] = []
                 expiries[key] = self.expires_at(bucket)
             by_key[key].append((name, n))
@@ -359,6 +374,7 @@ class RedisSink:
         known = self._distinct_key_cache(shard)
         for buckets, name, members in delta.distinct_groups():
             targets = shared.setdefault(id(members), (members, []))[1]
+            touched.update(buckets)
             for bucket in buckets:
                 set_key = known.get((bucket, name))
                 if set_key is None:
@@ -371,6 +387,7 @@ class RedisSink:
             script.op("P", targets[0], pack_list(members), *others)
         for buckets, name, scores in delta.ranked_groups():
             targets = [layout.ranking(shard, bucket, name) for bucket in buckets]
+            touched.update(buckets)
             for key, bucket in zip(targets, buckets, strict=True):
                 expiries[key] = self.expires_at(bucket)
                 # the bucket's counters get the ranking's trimmed scores (the script's 'Y')
@@ -383,6 +400,7 @@ class RedisSink:
         prefix = field(REPEAT_FIELD, "orders", "")
         for periods, buyer in delta.repeat_buyers:
             script.op("B", lifetime_count, script.key(lifetime_dist), prefix, REPEAT_MAX, buyer)
+            touched.update(periods)
             for bucket in periods:
                 count_key = layout.buyer_period(shard, bucket)
                 dist_key = layout.counters(shard, bucket)
@@ -410,6 +428,8 @@ class RedisSink:
         for key, expire_at in expiries.items():
             script.op("X", key, expire_at)
         script.op("C", layout.ops(shard), OPS_CONSUMED, delta.consumed)
+        for granularity in closed_granularities(touched, self.clock, now_ms):
+            script.op("C", layout.ops(shard), closed_writes(granularity), 1)
         if delta.late:
             script.op("C", layout.ops(shard), OPS_LATE, delta.late)
         if delta.too_late:

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from loadtest.shop_generator import disorder, generate_shop
 from streams.common.keys import BUYER_PAID_TALLY, REPEAT_LIFETIME_TALLY, KeyLayout, Shard
 from streams.common.settings import Settings, topic_kinds
+from streams.common.timebuckets import BucketClock
 from streams.ingest.events import TopicKind
 from streams.store import sink as sink_module
 from streams.store.memory_sink import MemorySink, ShardStore
@@ -118,7 +119,7 @@ def test_the_twin_and_the_lua_apply_agree(
     now_ms = clock.now_ms()
     batches = batches_of(settings, now_ms)
     kinds = {topic: TopicKind(kind) for topic, kind in topic_kinds(settings).items()}
-    twin = MemorySink()
+    twin = MemorySink(clock=BucketClock(settings.business_timezone))
     twin.ranking_cap, twin.caps = 5, dict(sink_module.CAPS)
 
     async def run() -> None:

@@ -19,7 +19,7 @@ from streams.metrics.families import ITEM_LABEL_MAX, FamilyBuilder, item_label
 from streams.metrics.windows import Precision, windows_as_of, windows_at
 from streams.store.memory_reads import MemoryReads
 from streams.store.memory_sink import MemorySink
-from streams.store.reader import ExitPages, Labels, StoreFigures, StoreReader
+from streams.store.reader import ClosedCache, ExitPages, Labels, StoreFigures, StoreReader
 from tests.unit.test_event_time import DAY_START_MS, MIN, NOW_MS, H, aggregator, view
 
 LABELS = Labels(("search", "ads"), ("home", "product"), ("pc", "mobile"), ())
@@ -219,3 +219,43 @@ def test_long_items_keep_distinct_labels() -> None:
     )
     rows = samples(FamilyBuilder(LABELS).families(figures), "shop_top_exit_pages_rate")
     assert len({labels["page"] for labels, _ in rows}) == 2
+
+
+def test_closed_periods_are_cached_until_a_late_write_changes_them() -> None:
+    clock_now_ms = NOW_MS  # three days after DAY_START: the day of FOUR is closed
+    sink = MemorySink(clock=CLOCK)
+    shard = Shard("clicks", 0)
+    agg = aggregator()
+    memory = ShardMemory()
+    delta = agg.aggregate(FOUR, memory, clock_now_ms)
+    assert asyncio.run(sink.apply(shard, None, 0, delta, clock_now_ms)).applied
+    read = reader(sink)
+    cache = ClosedCache()
+    # "yesterday" of a moment the next day is the day of FOUR
+    moment = DAY_START_MS / 1000 + 86_400 + 10 * 3600
+
+    def yesterday_pv() -> int:
+        figures = read.read(moment, windows_at(CLOCK, moment), ranked=("yesterday",), cache=cache)
+        return figures.windows["yesterday"].c("pv")
+
+    assert (yesterday_pv(), cache.served["yesterday"]) == (4, 0)
+    assert (yesterday_pv(), cache.served["yesterday"]) == (4, 1)
+    # A change that no apply counted is not seen: the figures came from the cache.
+    store_ = sink.shards[shard]
+    yesterday = Bucket(Granularity.DAY, DAY_START_MS // 1000)
+    store_.counters[(yesterday, "pv")] += 100
+    assert yesterday_pv() == 4
+    store_.counters[(yesterday, "pv")] -= 100
+    # A late view into that closed day, applied now, is seen at the very next read.
+    late = agg.aggregate([view(DAY_START_MS + 5 * H, "e")], memory, clock_now_ms)
+    assert asyncio.run(sink.apply(shard, 0, 1, late, clock_now_ms)).applied
+    assert yesterday_pv() == 5
+    assert yesterday_pv() == 5 and cache.served["yesterday"] == 3
+
+
+def test_a_period_just_ended_is_not_cached() -> None:
+    just_after = DAY_START_MS / 1000 + 86_400 + 60  # one minute into the next day
+    windows = {w.name: w for w in windows_at(CLOCK, just_after)}
+    assert not windows["yesterday"].cacheable
+    later = {w.name: w for w in windows_at(CLOCK, just_after + 120)}
+    assert later["yesterday"].cacheable and not later["day"].cacheable
