@@ -4,10 +4,10 @@ Each ``collect()`` asks the reader for the windows at the scrape's wall clock
 (:func:`~streams.metrics.windows.windows_at`) and hands the figures to the
 :class:`~streams.metrics.families.FamilyBuilder`. The one state kept between scrapes
 is the figures of the closed periods (yesterday, last week, last month), read again
-as soon as any shard counts a write into an ended bucket of their size. If Redis cannot be read the scrape
-still answers, with ``shop_exporter_redis_up 0`` and no KPI series. Metrics carry no
-timestamps: history comes from Prometheus's own scrapes (or from backfill, which asks
-:meth:`KpiCollector.families_at` for past moments).
+as soon as any shard counts a write into an ended bucket of their size. If Redis
+cannot be read the scrape still answers, with ``shop_exporter_redis_up 0`` and no KPI
+series. Metrics carry no timestamps: history comes from Prometheus's own scrapes (or
+from backfill, which reads past moments through the reader and the families).
 """
 
 from __future__ import annotations

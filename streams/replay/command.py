@@ -13,12 +13,12 @@ from streams.common.errors import KpiError
 from streams.common.settings import Settings, topic_kinds
 from streams.ingest.events import TopicKind
 from streams.ingest.kafka_auth import client_kwargs
+from streams.replay.dry_run import dry_run_summary
 from streams.replay.kafka import KafkaRange, replay_kafka
 from streams.replay.runner import (
     ProgressBar,
     ReplayDeadLetters,
     ReplayReport,
-    dry_run_summary,
     replay,
 )
 from streams.replay.sources import (
@@ -150,5 +150,5 @@ async def _run(settings: Settings, args: argparse.Namespace) -> ReplayReport:
             if client is not None:
                 await client.aclose()
         if client is None:
-            print(dry_run_summary(twin, settings.business_timezone))
+            print(dry_run_summary(twin, settings))
     return report

@@ -16,13 +16,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
-from streams.aggregators import ANY, BatchDelta
-from streams.aggregators import field as kpi_field
+from streams.aggregators import BatchDelta
 from streams.common.keys import Shard
-from streams.common.timebuckets import Granularity
 from streams.ingest.events import Rejection, TopicKind
 from streams.replay.sources import Progress, SourceRecord
-from streams.store.memory_sink import MemorySink
 from streams.worker.pipeline import BatchOutcome, Record
 
 MAX_REPORTED_REJECTS = 20
@@ -210,38 +207,3 @@ async def replay(
     if bar is not None:
         bar.update(report.records, final=True)
     return report
-
-
-def dry_run_summary(sink: MemorySink, timezone_name: str) -> str:
-    """A table of the main KPIs per business day, from what a dry run applied."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    days: defaultdict[int, Counter[str]] = defaultdict(Counter)
-    distinct: defaultdict[tuple[int, str], set[str]] = defaultdict(set)
-    for store in sink.shards.values():
-        for (bucket, name), n in store.counters.items():
-            if bucket.granularity is Granularity.DAY:
-                days[bucket.start][name] += n
-        for (bucket, name), members in store.distinct.items():
-            if bucket.granularity is Granularity.DAY:
-                distinct[(bucket.start, name)] |= members
-    zone = ZoneInfo(timezone_name)
-    header = (
-        f"{'day':<12}{'PV':>10}{'UV':>9}{'sessions':>10}{'bounce':>8}{'orders':>8}"
-        f"{'GMV':>14}{'buyers':>8}{'pay conv':>9}"
-    )
-    lines = [header, "-" * len(header)]
-    for start in sorted(set(days) | {s for s, _ in distinct}):
-        c = days[start]
-        uv = len(distinct.get((start, kpi_field("uv", ANY, ANY)), set()))
-        payers = len(distinct.get((start, kpi_field("payers", ANY, ANY)), set()))
-        closed = c["sessions_closed"]
-        bounce = f"{c['bounces'] / closed:.1%}" if closed else "-"
-        conversion = f"{payers / uv:.2%}" if uv else "-"
-        day = datetime.fromtimestamp(start, zone).date().isoformat()
-        lines.append(
-            f"{day:<12}{c['pv']:>10,}{uv:>9,}{c['sessions']:>10,}{bounce:>8}"
-            f"{c['orders_paid']:>8,}{c['gmv_cents'] / 100:>14,.2f}{payers:>8,}{conversion:>9}"
-        )
-    return "\n".join(lines)

@@ -12,11 +12,13 @@ from prometheus_client.core import Metric
 
 from streams.aggregators import ShardMemory
 from streams.common.keys import KeyLayout, Shard, field
+from streams.common.settings import Settings
 from streams.common.timebuckets import Bucket, BucketClock, Granularity
 from streams.ingest.events import Event, TopicKind
 from streams.kpi.formulas import WindowFigures
 from streams.metrics.families import ITEM_LABEL_MAX, FamilyBuilder, item_label
 from streams.metrics.windows import Precision, windows_as_of, windows_at
+from streams.replay.dry_run import dry_run_summary
 from streams.store.memory_reads import MemoryReads
 from streams.store.memory_sink import MemorySink
 from streams.store.reader import ClosedCache, ExitPages, Labels, StoreFigures, StoreReader
@@ -259,3 +261,23 @@ def test_a_period_just_ended_is_not_cached() -> None:
     assert not windows["yesterday"].cacheable
     later = {w.name: w for w in windows_at(CLOCK, just_after + 120)}
     assert later["yesterday"].cacheable and not later["day"].cacheable
+
+
+def test_the_dry_run_table_reads_the_twin_through_the_reader() -> None:
+    # FOUR by default settings' clickstream topic: four visitors with one view each; at
+    # 03:00 the first three visits have ended (bounces), the fourth has not.
+    sink = store({Shard("clickstream", 0): FOUR})
+    table = dry_run_summary(sink, Settings()).splitlines()
+    assert table[0].split() == [
+        "day",
+        "PV",
+        "UV",
+        "sessions",
+        "bounce",
+        "orders",
+        "GMV",
+        "buyers",
+        "pay",
+        "conv",
+    ]
+    assert table[2].split() == ["2026-11-11", "4", "4", "4", "100.0%", "0", "0.00", "0", "0.00%"]
