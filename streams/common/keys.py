@@ -26,6 +26,11 @@ epoch seconds)::
                                          (duplicate detection; expire after the horizon)
     P:{S}:scratch                zset    a batch's ranking increments while the apply merges
                                          them (deleted before the apply returns)
+    P:{S}:m:<g>:<t>:<t2>:<v>:<name>
+                                 HLL     the exporter's union of the shard's HLLs ``name`` of
+                                         the closed buckets <t>..<t2> of size <g>, merged under
+                                         the shard's count ``closed_writes:<g>`` = <v> (the
+                                         only keys the exporter writes; they expire)
 
 Bucket keys expire at bucket end + retention. The ``{S}`` hash tag keeps all
 keys of one shard in one Redis Cluster slot, so one atomic apply per
@@ -34,6 +39,7 @@ partition batch touches one slot.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -118,6 +124,16 @@ class KeyLayout:
         """Scratch key of ``shard``'s apply (in its slot; empty between applies)."""
         return f"{self._tag(shard)}:scratch"
 
+    def merged(self, shard: Shard, parts: Sequence[Bucket], version: int, name: str) -> str:
+        """The exporter's union of ``shard``'s HyperLogLogs ``name`` of the closed ``parts``.
+
+        ``parts`` are consecutive buckets of one size; ``version`` is the shard's count of
+        batches written into ended buckets of that size when the union was taken, so a
+        late write into one of them makes a new key rather than a stale one.
+        """
+        g = parts[0].granularity.value
+        return f"{self._tag(shard)}:m:{g}:{parts[0].start}:{parts[-1].start}:{version}:{name}"
+
     def live_set(self, shard: Shard, name: str) -> str:
         """A live sorted set of ``shard``."""
         return f"{self._tag(shard)}:z:{name}"
@@ -139,6 +155,11 @@ class KeyLayout:
                 raise ValueError(f"no bucket start in {key!r}")
             bucket = Bucket(Granularity(g), int(start))
             return ParsedKey(_KINDS[kind], shard, bucket, name)
+        if kind == "m":
+            g, first, last, version, name = [*tail.split(":", 4), "", "", "", ""][:5]
+            if not all(x.lstrip("-").isdigit() for x in (first, last, version)) or not name:
+                raise ValueError(f"not a merged key: {key!r}")
+            return ParsedKey("merged", shard, Bucket(Granularity(g), int(first)), name)
         if kind in ("t", "s", "z", "seen"):
             return ParsedKey(_KINDS[kind], shard, None, tail)
         if kind in ("applied", "watermark", "ops", "scratch") and not tail:

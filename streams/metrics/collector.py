@@ -37,12 +37,16 @@ class KpiCollector(Collector):
         builder: FamilyBuilder,
         clock: BucketClock,
         now_s: Callable[[], float] = time.time,
+        future_s: float = 300.0,
     ) -> None:
         self.reader = reader
         self.builder = builder
         self.clock = clock
         self.now_s = now_s
         """The scrape's clock (wall-clock epoch seconds)."""
+        self.future_s = future_s
+        """How far ahead of a worker's clock an event may be (``KPI_MAX_FUTURE_SKEW_SECONDS``):
+        days of this week and month starting later hold nothing yet and are not read."""
         self.closed = ClosedCache()
         """Yesterday, last week and last month, read again only when a write changes them."""
 
@@ -53,11 +57,13 @@ class KpiCollector(Collector):
     def families_at(self, moment_s: float, cached: bool = False) -> list[Metric]:
         """What a scrape at ``moment_s`` answers (raises ``redis.RedisError``).
 
-        ``cached``: closed periods may come from :attr:`closed` (the live scrape's).
+        ``cached``: the live scrape's read, with :attr:`closed`: closed periods, sealed
+        buckets' counters and unions of sealed parts may come from it, and the days
+        after :attr:`future_s` are not read.
         """
         figures = self.reader.read(
             moment_s,
-            windows_at(self.clock, moment_s),
+            windows_at(self.clock, moment_s, self.future_s if cached else None),
             ranked=RANKED_WINDOWS,
             live=True,
             ops=True,

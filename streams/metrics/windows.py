@@ -56,23 +56,34 @@ CLOSED_MARGIN_S = 120
 clock to its apply, plus the clock skew between the workers and the exporter."""
 
 
-def windows_at(clock: BucketClock, now_s: float) -> list[Window]:
+def windows_at(clock: BucketClock, now_s: float, future_s: float | None = None) -> list[Window]:
     """Every live window, as buckets, at wall-clock time ``now_s``.
 
     The previous periods are :attr:`~Window.cacheable` from :data:`CLOSED_MARGIN_S`
-    after their end.
+    after their end, and every bucket or distinct part ended by then is
+    :attr:`~Window.sealed`. With ``future_s`` (the largest event time ahead of a worker's
+    clock that the decoder accepts, seconds), the days of this week and month that start
+    later than ``now_s + future_s + CLOSED_MARGIN_S`` are left out of their distinct
+    parts: no event can be in them yet.
     """
-    out = [
-        Window(name, (b,), clock.distinct_parts(b))
-        for name, b in ((name, clock.bucket_at(g, now_s)) for name, g in CURRENT.items())
-    ]
+    sealed_by = now_s - CLOSED_MARGIN_S
+
+    def window(name: str, buckets: tuple[Bucket, ...], **kw: bool) -> Window:
+        parts = tuple(
+            b for b in clock.distinct_parts(buckets[0]) if len(buckets) == 1 and b != buckets[0]
+        )
+        if future_s is not None:
+            parts = tuple(b for b in parts if b.start <= now_s + future_s + CLOSED_MARGIN_S)
+        sealed = frozenset(b for b in buckets + parts if clock.end_of(b) <= sealed_by)
+        return Window(name, buckets, parts, sealed=sealed, **kw)
+
+    out = [window(name, (clock.bucket_at(g, now_s),)) for name, g in CURRENT.items()]
     for name, g in PREVIOUS.items():
         b = clock.previous(clock.bucket_at(g, now_s))
-        closed = clock.end_of(b) <= now_s - CLOSED_MARGIN_S
-        out.append(Window(name, (b,), clock.distinct_parts(b), cacheable=closed))
+        out.append(window(name, (b,), cacheable=clock.end_of(b) <= sealed_by))
     minute = clock.start_of(Granularity.MINUTE, now_s)
     out += [
-        Window(
+        window(
             name,
             tuple(Bucket(Granularity.MINUTE, minute - 60 * k) for k in range(n)),
             uv_only=True,

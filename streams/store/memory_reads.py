@@ -14,11 +14,16 @@ from streams.store.memory_sink import MemorySink, ShardStore
 
 
 class MemoryReads:
-    """A read-only ``redis.Redis`` look-alike over a :class:`MemorySink`."""
+    """A ``redis.Redis`` look-alike over a :class:`MemorySink`, for the reader's commands.
+
+    It writes only what the reader writes: the merged distinct sets (:attr:`merged`).
+    """
 
     def __init__(self, sink: MemorySink, layout: KeyLayout) -> None:
         self.sink = sink
         self.layout = layout
+        self.merged: dict[str, set[str]] = {}
+        """Merged distinct sets by key (:meth:`KeyLayout.merged`)."""
 
     def smembers(self, name: str) -> set[str]:
         """The shards that applied a batch (the only set the reader reads)."""
@@ -60,14 +65,40 @@ class MemoryReads:
             return {field: str(n) for field, n in source.items()}
         raise ValueError(f"HGETALL of a {parsed.kind} key")
 
-    def pfcount(self, *sources: str) -> int:
-        """Distinct members of the union (exact)."""
+    def _members(self, sources: tuple[str, ...]) -> set[str]:
         members: set[str] = set()
         for key in sources:
             parsed, store = self._store(key)
-            if parsed.bucket is not None:
+            if parsed.kind == "merged":
+                members |= self.merged.get(key, set())
+            elif parsed.kind == "distinct" and parsed.bucket is not None:
                 members |= store.distinct.get((parsed.bucket, parsed.name), set())
-        return len(members)
+            else:
+                raise ValueError(f"not a distinct set: {key!r}")
+        return members
+
+    def pfcount(self, *sources: str) -> int:
+        """Distinct members of the union (exact)."""
+        return len(self._members(sources))
+
+    def pfmerge(self, dest: str, *sources: str) -> bool:
+        """Keep the union of ``dest`` and ``sources`` as ``dest`` (a merged key only)."""
+        if self.layout.parse(dest).kind != "merged":
+            raise ValueError(f"the reader merges only into merged keys: {dest!r}")
+        self.merged[dest] = self._members((dest, *sources))
+        return True
+
+    def expire(self, name: str, time: int) -> bool:
+        """Expiry is not modelled; a merged key exists until deleted."""
+        return name in self.merged
+
+    def exists(self, *names: str) -> int:
+        """How many of ``names`` are merged keys that exist."""
+        return sum(1 for name in names if name in self.merged)
+
+    def delete(self, *names: str) -> int:
+        """Delete merged keys."""
+        return sum(1 for name in names if self.merged.pop(name, None) is not None)
 
     def _zset(self, key: str) -> dict[str, int]:
         parsed, store = self._store(key)
@@ -87,7 +118,9 @@ class MemoryReads:
             return [(member, float(score)) for member, score in chosen]
         return [member for member, _ in chosen]
 
-    def zrangebyscore(self, name: str, min: float | str, max: float | str) -> list[str]:
+    def zrangebyscore(
+        self, name: str, min: float | str, max: float | str, withscores: bool = False
+    ) -> list[str] | list[tuple[str, float]]:
         """Members scored within [min, max] (``(`` before a bound excludes it)."""
         low, low_open = _bound(min)
         high, high_open = _bound(max)
@@ -97,6 +130,8 @@ class MemoryReads:
             if (score > low if low_open else score >= low)
             and (score < high if high_open else score <= high)
         ]
+        if withscores:
+            return [(member, float(score)) for score, member in sorted(found)]
         return [member for _, member in sorted(found)]
 
     def zmscore(self, key: str, members: list[str]) -> list[float | None]:
@@ -132,13 +167,31 @@ class MemoryPipeline:
         """Queue :meth:`MemoryReads.zrevrange`."""
         return self._queue("zrevrange", name, start, end, withscores)
 
-    def zrangebyscore(self, name: str, min: float | str, max: float | str) -> object:
+    def zrangebyscore(
+        self, name: str, min: float | str, max: float | str, *, withscores: bool = False
+    ) -> object:
         """Queue :meth:`MemoryReads.zrangebyscore`."""
-        return self._queue("zrangebyscore", name, min, max)
+        return self._queue("zrangebyscore", name, min, max, withscores)
 
     def zmscore(self, key: str, members: list[str]) -> object:
         """Queue :meth:`MemoryReads.zmscore`."""
         return self._queue("zmscore", key, members)
+
+    def pfmerge(self, dest: str, *sources: str) -> object:
+        """Queue :meth:`MemoryReads.pfmerge`."""
+        return self._queue("pfmerge", dest, *sources)
+
+    def expire(self, name: str, time: int) -> object:
+        """Queue :meth:`MemoryReads.expire`."""
+        return self._queue("expire", name, time)
+
+    def exists(self, *names: str) -> object:
+        """Queue :meth:`MemoryReads.exists`."""
+        return self._queue("exists", *names)
+
+    def delete(self, *names: str) -> object:
+        """Queue :meth:`MemoryReads.delete`."""
+        return self._queue("delete", *names)
 
     def execute(self, raise_on_error: bool = True) -> list[object]:
         """The replies, in the order the commands were queued."""

@@ -15,6 +15,7 @@ commands, pipelined): a ``redis.Redis`` satisfies it and so does the in-memory t
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -47,6 +48,8 @@ from streams.ingest.events import RejectReason, TopicKind
 from streams.kpi.catalogue import DISTINCT, EXIT_RANKING, PAGE_VIEWS_RANKING, RANKINGS
 from streams.kpi.formulas import WindowFigures
 
+log = logging.getLogger(__name__)
+
 _REASONS = frozenset(reason.value for reason in RejectReason)
 
 
@@ -57,8 +60,14 @@ class Pipeline(Protocol):
     def hgetall(self, name: str) -> object: ...
     def pfcount(self, *sources: str) -> object: ...
     def zrevrange(self, name: str, start: int, end: int, withscores: bool = ...) -> object: ...
-    def zrangebyscore(self, name: str, min: float | str, max: float | str) -> object: ...
+    def zrangebyscore(
+        self, name: str, min: float | str, max: float | str, *, withscores: bool = ...
+    ) -> object: ...
     def zmscore(self, key: str, members: list[str]) -> object: ...
+    def pfmerge(self, dest: str, *sources: str) -> object: ...
+    def expire(self, name: str, time: int) -> object: ...
+    def exists(self, *names: str) -> object: ...
+    def delete(self, *names: str) -> object: ...
     def execute(self, raise_on_error: bool = ...) -> list[object]: ...
 
 
@@ -89,6 +98,10 @@ class Window:
     uv_only: bool = False
     """Only UV among the distinct sets (rolling windows of many minutes: the other sets
     are not charted there, and each would cost one more multi-key count per scrape)."""
+    sealed: frozenset[Bucket] = frozenset()
+    """The buckets and distinct parts that had ended long enough before the moment that
+    no batch still in flight writes into them uncounted (as :attr:`cacheable`): with a
+    cache, their counters are kept between reads and their distinct sets merged once."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +208,13 @@ class ClosedCache:
 
     entries: dict[str, _Cached] = field(default_factory=dict)
     served: Counter[str] = field(default_factory=Counter)
+    counters: dict[Bucket, tuple[tuple[tuple[str, int], ...], Counter[str]]] = field(
+        default_factory=dict
+    )
+    """Summed counters of sealed buckets, under the versions of their size they were read
+    under (every shard's count)."""
+    merged: dict[tuple[Shard, str, str], str] = field(default_factory=dict)
+    """The merged key of the sealed parts per (shard, window, distinct set) made so far."""
 
     def hits(
         self, windows: Sequence[Window], versions: Mapping[Granularity, tuple[tuple[str, int], ...]]
@@ -283,6 +303,7 @@ class StoreReader:
         live: bool = False,
         ops: bool = False,
         cache: ClosedCache | None = None,
+        merge: bool = True,
     ) -> StoreFigures:
         """Figures of ``windows`` as stored now, read as of ``moment_s``.
 
@@ -291,15 +312,23 @@ class StoreReader:
         watermarks and operations counters. With a ``cache``, the windows marked
         :attr:`Window.cacheable` are taken from it while no shard has written into an
         ended bucket of their size since they were read (``closed_writes:<g>``), and
-        kept in it when read. Raises ``redis.RedisError`` when the store cannot be read.
+        kept in it when read; so are the counters of every :attr:`Window.sealed` bucket,
+        and the distinct sets over two or more sealed parts are counted from one union per
+        shard of those parts, merged once (``PFMERGE`` into :meth:`KeyLayout.merged`, which
+        expires) and made again when the shard's count of writes into ended buckets of
+        that size moves. ``merge=False`` reads every part instead. Raises
+        ``redis.RedisError`` when the store cannot be read.
         """
         shards = self.shards()
         versions: dict[Granularity, tuple[tuple[str, int], ...]] = {}
         hits: dict[str, _Cached] = {}
-        if cache is not None and any(w.cacheable for w in windows):
-            # Before any figure: a write after this read moves a count, so a figure read
-            # below can only be newer than the versions it is kept under.
-            versions = self._versions(shards, {w.buckets[0].granularity for w in windows})
+        if cache is not None:
+            sizes = {w.buckets[0].granularity for w in windows if w.cacheable}
+            sizes |= {b.granularity for w in windows for b in w.sealed}
+            if sizes:
+                # Before any figure: a write after this read moves a count, so a figure
+                # read below can only be newer than the versions it is kept under.
+                versions = self._versions(shards, sizes)
             hits = cache.hits(windows, versions)
         all_windows, windows = windows, [w for w in windows if w.name not in hits]
         kinds = self.topic_kinds
@@ -323,14 +352,24 @@ class StoreReader:
                     "hgetall", self.layout.ops(shard), into=partial(found_ops.add_counters, shard)
                 )
         counters: dict[Bucket, Counter[str]] = defaultdict(Counter)
-        for shard in shards:
-            for bucket in sorted({b for w in windows for b in w.buckets}):
+        sealed = {b for w in windows for b in w.sealed} if cache is not None else set()
+        to_keep = []
+        for bucket in sorted({b for w in windows for b in w.buckets}):
+            if cache is not None and bucket in sealed:
+                known = cache.counters.get(bucket)
+                if known is not None and known[0] == versions[bucket.granularity]:
+                    counters[bucket] = known[1]
+                    continue
+                to_keep.append(bucket)
+            for shard in shards:
                 batch.read(
                     "hgetall",
                     self.layout.counters(shard, bucket),
                     into=partial(_add_hash, counters[bucket]),
                 )
         distinct: dict[str, dict[str, int]] = defaultdict(dict)
+        merges = _Merges(self.layout, cache if merge else None, versions)
+        counts: list[tuple[list[str], Callable[[object], None]]] = []
         for window in windows:
             for name in self.distinct_names(window):
                 derived = parse_field(name)[0] in DERIVED_SETS
@@ -339,26 +378,27 @@ class StoreReader:
                     if derived and window.distinct_buckets
                     else window.buckets
                 )
-                keys = [self.layout.distinct(s, b, name) for s in visitors for b in parts]
+                keys = merges.keys(visitors, window, parts, name)
                 if keys:
-                    batch.read(
-                        "pfcount", *keys, into=partial(_set_int, distinct[window.name], name)
-                    )
+                    counts.append((keys, partial(_set_int, distinct[window.name], name)))
+        merges.queue(batch)
+        for keys, into in counts:
+            batch.read("pfcount", *keys, into=into)
         ranked_windows = [w for w in windows if w.name in ranked]
-        candidates: dict[tuple[str, str], set[str]] = defaultdict(set)
+        tops: dict[tuple[str, str], dict[Shard, list[tuple[str, int]]]] = defaultdict(dict)
+        exit_candidates: dict[str, set[str]] = defaultdict(set)
         floor = math.ceil(self.exit_min_views / max(1, len(visitors)))
         for window in ranked_windows:
             bucket = window.buckets[0]
             for comp in RANKINGS:
                 for shard in visitors:
-                    key = self.layout.ranking(shard, bucket, comp.name)
                     batch.read(
                         "zrevrange",
-                        key,
+                        self.layout.ranking(shard, bucket, comp.name),
                         0,
-                        3 * self.top_n - 1,
+                        _TOP_ASKED * self.top_n - 1,
                         True,
-                        into=partial(_add_members, candidates[(window.name, comp.name)]),
+                        into=partial(_keep_list, tops[(window.name, comp.name)], shard),
                     )
             for shard in visitors:
                 # A page with the floor's views over n shards has floor / n on one of them.
@@ -367,7 +407,7 @@ class StoreReader:
                     self.layout.ranking(shard, bucket, PAGE_VIEWS_RANKING),
                     floor,
                     "+inf",
-                    into=partial(_add_members, candidates[(window.name, EXIT_RANKING)]),
+                    into=partial(_add_members, exit_candidates[window.name]),
                 )
         found_live = Live() if live else None
         if found_live is not None:
@@ -391,7 +431,17 @@ class StoreReader:
                     into=partial(_add_hash, found_live.repeat_lifetime),
                 )
         batch.execute()
-        rankings, exit_pages = self._exact(visitors, ranked_windows, candidates)
+        if merges.lost:
+            log.warning("merged distinct sets vanished from Redis; reading every part")
+            return self.read(
+                moment_s, all_windows, ranked=ranked, live=live, ops=ops, cache=cache, merge=False
+            )
+        if cache is not None:
+            for bucket in to_keep:
+                cache.counters[bucket] = (versions[bucket.granularity], counters[bucket])
+            cache.counters = {b: v for b, v in cache.counters.items() if b in sealed}
+        rankings = self._top(visitors, ranked_windows, tops)
+        exit_pages = self._exit_pages(visitors, ranked_windows, exit_candidates)
         figures = {
             w.name: WindowFigures(
                 sum((counters[b] for b in w.buckets), Counter()), distinct.get(w.name, {})
@@ -431,56 +481,229 @@ class StoreReader:
             for size in sizes
         }
 
-    def _exact(
+    def _top(
         self,
         shards: Sequence[Shard],
         ranked: Sequence[Window],
-        candidates: Mapping[tuple[str, str], set[str]],
-    ) -> tuple[dict[tuple[str, str], Counter[str]], dict[str, ExitPages]]:
-        """Exact scores of every candidate, summed over all shards (ZMSCORE on each).
+        tops: Mapping[tuple[str, str], Mapping[Shard, list[tuple[str, int]]]],
+    ) -> dict[tuple[str, str], Counter[str]]:
+        """Exact totals (over ``shards``) of every member that can be in a ranking's top n.
 
         A shard's top list alone would miss a member's score on shards where it ranks
-        lower. The exit candidates are looked up in the page views and the exits.
+        lower, and a member could be in the top n overall without topping any shard.
+        :class:`_TopN` bounds both (TPUT) and asks each shard only for what it misses.
         """
+        buckets = {w.name: w.buckets[0] for w in ranked}
+        plans = {
+            key: _TopN(shards, lists, _TOP_ASKED * self.top_n, self.top_n)
+            for key, lists in tops.items()
+        }
+        deep = _Batch(self.client)
+        for (window, name), plan in plans.items():
+            threshold = plan.deep_threshold()
+            if threshold is not None:
+                for shard in shards:
+                    deep.read(
+                        "zrangebyscore",
+                        self.layout.ranking(shard, buckets[window], name),
+                        threshold,
+                        "+inf",
+                        withscores=True,
+                        into=partial(plan.add_deep, shard, threshold),
+                    )
+        deep.execute()
+        lookups = _Batch(self.client)
+        for (window, name), plan in plans.items():
+            for shard, members in plan.missing().items():
+                lookups.read(
+                    "zmscore",
+                    self.layout.ranking(shard, buckets[window], name),
+                    members,
+                    into=partial(plan.add_scores, shard, members),
+                )
+        lookups.execute()
+        return {key: plan.totals() for key, plan in plans.items()}
+
+    def _exit_pages(
+        self, shards: Sequence[Shard], ranked: Sequence[Window], candidates: Mapping[str, set[str]]
+    ) -> dict[str, ExitPages]:
+        """Exact views and exits (ZMSCORE on every shard) of every exit-rate candidate."""
         batch = _Batch(self.client)
-        exact: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-        by_name = {w.name: w for w in ranked}
-        for (window_name, name), members in candidates.items():
-            items = sorted(members)
+        found = {w.name: ExitPages(Counter(), Counter()) for w in ranked}
+        for window in ranked:
+            items = sorted(candidates.get(window.name, ()))
             if not items:
                 continue
-            bucket = by_name[window_name].buckets[0]
-            lookups = (
-                [(_EXIT_VIEWS, PAGE_VIEWS_RANKING), (EXIT_RANKING, EXIT_RANKING)]
-                if name == EXIT_RANKING
-                else [(name, name)]
-            )
-            for target, lookup in lookups:
+            bucket = window.buckets[0]
+            pages = found[window.name]
+            for target, name in ((pages.views, PAGE_VIEWS_RANKING), (pages.exits, EXIT_RANKING)):
                 for shard in shards:
                     batch.read(
                         "zmscore",
-                        self.layout.ranking(shard, bucket, lookup),
+                        self.layout.ranking(shard, bucket, name),
                         items,
-                        into=partial(_add_scores, exact[(window_name, target)], items),
+                        into=partial(_add_scores, target, items),
                     )
         batch.execute()
-        rankings = {
-            key: scores
-            for key, scores in exact.items()
-            if key[1] not in (_EXIT_VIEWS, EXIT_RANKING)
-        }
-        exit_pages = {
-            w.name: ExitPages(
-                exact.get((w.name, _EXIT_VIEWS), Counter()),
-                exact.get((w.name, EXIT_RANKING), Counter()),
+        return found
+
+
+_TOP_ASKED = 3
+"""Each shard's top list is this many times the exported top n long (the first phase)."""
+
+
+class _TopN:
+    """The exact top n of a ranking summed over shards, from each shard's top list.
+
+    TPUT (Cao and Wang, "Efficient top-K query calculation in distributed networks",
+    PODC 2004): ``tau``, the n-th highest sum of the scores seen, is at most the n-th
+    highest total. A member missing from a shard's full list scores at most that list's
+    last score there (0 when the list holds the whole shard), so a member whose seen
+    scores plus those caps stay below ``tau`` cannot be in the top n. When the caps
+    alone reach ``tau`` a member seen nowhere could, and every shard is asked for its
+    members scoring at least ``tau / shards`` (a total of ``tau`` has that much on one
+    shard). The members left get their missing scores looked up (``ZMSCORE``).
+    """
+
+    def __init__(
+        self,
+        shards: Sequence[Shard],
+        lists: Mapping[Shard, list[tuple[str, int]]],
+        asked: int,
+        n: int,
+    ) -> None:
+        self.index = {shard: i for i, shard in enumerate(shards)}
+        self.known: dict[str, dict[int, int]] = defaultdict(dict)
+        self.cap: list[float] = []
+        for i, shard in enumerate(shards):
+            items = lists.get(shard, [])
+            for member, score in items:
+                self.known[member][i] = score
+            self.cap.append(items[-1][1] if len(items) >= asked else 0)
+        partial_sums = sorted((sum(v.values()) for v in self.known.values()), reverse=True)
+        self.tau = partial_sums[n - 1] if len(partial_sums) >= n else 0
+
+    def deep_threshold(self) -> float | None:
+        """The score to ask every shard down to, when a member seen nowhere could qualify."""
+        if self.tau > 0 and sum(self.cap) >= self.tau:
+            return self.tau / len(self.cap)
+        return None
+
+    def add_deep(self, shard: Shard, threshold: float, reply: object) -> None:
+        """Fold a shard's members scoring at least ``threshold``: the rest score below it."""
+        i = self.index[shard]
+        for member, score in _pairs(reply):
+            self.known[member][i] = score
+        self.cap[i] = min(self.cap[i], threshold)
+
+    def _can_qualify(self, scores: Mapping[int, int]) -> bool:
+        """Whether the seen scores plus the caps where unseen reach ``tau``."""
+        cap = self.cap
+        bound = sum(cap) + sum(score - cap[i] for i, score in scores.items())
+        return bound >= self.tau
+
+    def missing(self) -> dict[Shard, list[str]]:
+        """Per shard, the members that can still be in the top n and whose score is unknown."""
+        out: dict[Shard, list[str]] = defaultdict(list)
+        open_shards = [(i, s) for s, i in self.index.items() if self.cap[i] > 0]
+        for member, scores in sorted(self.known.items()):
+            if len(scores) < len(self.cap) and self._can_qualify(scores):
+                for i, shard in open_shards:
+                    if i not in scores:
+                        out[shard].append(member)
+        return out
+
+    def add_scores(self, shard: Shard, members: list[str], reply: object) -> None:
+        """Fold a ZMSCORE reply (None: the member has no score there)."""
+        i = self.index[shard]
+        if isinstance(reply, list):
+            for member, score in zip(members, reply, strict=True):
+                self.known[member][i] = 0 if score is None else int(float(score))
+
+    def totals(self) -> Counter[str]:
+        """Exact totals of the members that can be in the top n."""
+        closed = [i for i, cap in enumerate(self.cap) if cap == 0]
+        out: Counter[str] = Counter()
+        for member, scores in self.known.items():
+            complete = len(scores) == len(self.cap) or all(
+                i in scores for i in range(len(self.cap)) if i not in closed
             )
-            for w in ranked
-        }
-        return rankings, exit_pages
+            if complete and self._can_qualify(scores):
+                out[member] = sum(scores.values())
+        return out
 
 
-_EXIT_VIEWS = "exit_candidate_views"
-"""Internal key of the page views looked up for the exit candidates."""
+MERGED_TTL_S = 2 * 86_400
+"""How long a merged key outlives its last use (the reader deletes the one it replaces;
+this bounds the ones a stopped reader leaves)."""
+
+
+class _Merges:
+    """The unions of sealed parts a read counts from, and the merges it still has to make.
+
+    One merged key per shard, window and distinct set (in the shard's slot, so Redis
+    Cluster takes the ``PFMERGE``). ``EXISTS`` on them, queued after the merges and
+    before the counts, tells a read when one vanished (eviction, a restart without
+    persistence, another reader's clean-up): :attr:`lost`.
+    """
+
+    def __init__(
+        self,
+        layout: KeyLayout,
+        cache: ClosedCache | None,
+        versions: Mapping[Granularity, tuple[tuple[str, int], ...]],
+    ) -> None:
+        self.layout = layout
+        self.cache = cache
+        self.versions = {g: dict(v) for g, v in versions.items()}
+        self.todo: list[tuple[str, list[str], str | None]] = []
+        self.used: dict[Shard, list[str]] = defaultdict(list)
+        self.lost = False
+
+    def keys(
+        self, shards: Sequence[Shard], window: Window, parts: Sequence[Bucket], name: str
+    ) -> list[str]:
+        """The keys whose union is ``name`` over ``parts`` on every shard."""
+        # A cacheable window is read once until a late write: nothing to merge for.
+        merging = self.cache is not None and not window.cacheable
+        sealed = sorted(b for b in parts if b in window.sealed) if merging else []
+        if len(sealed) < 2:
+            return [self.layout.distinct(s, b, name) for s in shards for b in parts]
+        rest = [b for b in parts if b not in window.sealed]
+        keys = []
+        for shard in shards:
+            keys += [self.layout.distinct(shard, b, name) for b in rest]
+            keys.append(self._merged(shard, window.name, sealed, name))
+        return keys
+
+    def _merged(self, shard: Shard, window: str, sealed: list[Bucket], name: str) -> str:
+        assert self.cache is not None
+        version = self.versions.get(sealed[0].granularity, {}).get(shard.id, 0)
+        key = self.layout.merged(shard, sealed, version, name)
+        slot = (shard, window, name)
+        previous = self.cache.merged.get(slot)
+        if previous != key:
+            sources = [self.layout.distinct(shard, b, name) for b in sealed]
+            self.todo.append((key, sources, previous))
+            self.cache.merged[slot] = key
+        self.used[shard].append(key)
+        return key
+
+    def queue(self, batch: _Batch) -> None:
+        """Queue the merges still to make, then the check that every used key exists."""
+        for key, sources, previous in self.todo:
+            batch.read("pfmerge", key, *sources, into=_ignore)
+            batch.read("expire", key, MERGED_TTL_S, into=_ignore)
+            if previous is not None:
+                batch.read("delete", previous, into=_ignore)
+        for keys in self.used.values():
+            batch.read("exists", *keys, into=partial(self._check, len(keys)))
+
+    def _check(self, expected: int, reply: object) -> None:
+        if not isinstance(reply, int) or reply != expected:
+            self.lost = True
+            if self.cache is not None:
+                self.cache.merged.clear()
 
 
 class _Batch:
@@ -490,8 +713,10 @@ class _Batch:
         self.pipe = client.pipeline(transaction=False)
         self.handlers: list[Callable[[object], None]] = []
 
-    def read(self, command: str, *args: object, into: Callable[[object], None]) -> None:
-        getattr(self.pipe, command)(*args)
+    def read(
+        self, command: str, *args: object, into: Callable[[object], None], **options: object
+    ) -> None:
+        getattr(self.pipe, command)(*args, **options)
         self.handlers.append(into)
 
     def execute(self) -> None:
@@ -499,6 +724,10 @@ class _Batch:
             return
         for handle, reply in zip(self.handlers, self.pipe.execute(), strict=True):
             handle(reply)
+
+
+def _ignore(_: object) -> None:
+    return None
 
 
 def _base(topic: str) -> str:
@@ -548,6 +777,17 @@ def _add_members(target: set[str], reply: object) -> None:
     """Members of a ZREVRANGE (with or without scores) or ZRANGEBYSCORE reply."""
     if isinstance(reply, list):
         target.update(_text(m[0] if isinstance(m, tuple | list) else m) for m in reply)
+
+
+def _keep_list(target: dict[Shard, list[tuple[str, int]]], shard: Shard, reply: object) -> None:
+    target[shard] = _pairs(reply)
+
+
+def _pairs(reply: object) -> list[tuple[str, int]]:
+    """(member, score) pairs of a reply with scores, highest first as Redis gave them."""
+    if not isinstance(reply, list):
+        return []
+    return [(_text(m), int(float(sc))) for m, sc in reply]
 
 
 def _add_scores(target: Counter[str], items: list[str], reply: object) -> None:

@@ -122,6 +122,7 @@ def kpi_collector(settings: Settings, client: redis.Redis | None = None) -> KpiC
         store_reader(settings, client or sync_redis(settings)),
         family_builder(settings),
         BucketClock(settings.business_timezone),
+        future_s=settings.max_future_skew_seconds,
     )
 
 
