@@ -45,7 +45,13 @@ from streams.common.keys import (
 )
 from streams.common.timebuckets import Bucket, Granularity
 from streams.ingest.events import RejectReason, TopicKind
-from streams.kpi.catalogue import DISTINCT, EXIT_RANKING, PAGE_VIEWS_RANKING, RANKINGS
+from streams.kpi.catalogue import (
+    DISTINCT,
+    EXIT_RANKING,
+    ORDER_RANKINGS,
+    PAGE_VIEWS_RANKING,
+    RANKINGS,
+)
 from streams.kpi.formulas import WindowFigures
 
 log = logging.getLogger(__name__)
@@ -320,15 +326,33 @@ class StoreReader:
         ``redis.RedisError`` when the store cannot be read.
         """
         shards = self.shards()
+        # First the shards' offsets and operations counters, in a round trip of their
+        # own: every figure read after them includes at least these offsets, and a write
+        # after them moves a count of writes into ended buckets, so a figure cached under
+        # these versions can only be newer than them.
+        found_ops = Ops() if ops else None
+        hashes: dict[Shard, dict[str, int]] = {}
+        first = _Batch(self.client)
+        for shard in shards if found_ops is not None or cache is not None else ():
+            if found_ops is not None:
+                first.read(
+                    "get", self.layout.watermark(shard), into=partial(_watermark, found_ops, shard)
+                )
+                first.read(
+                    "get", self.layout.applied(shard), into=partial(_offset, found_ops, shard)
+                )
+            first.read("hgetall", self.layout.ops(shard), into=partial(_keep_hash, hashes, shard))
+        first.execute()
+        if found_ops is not None:
+            for shard, found in hashes.items():
+                found_ops.add_counters(shard, found)
         versions: dict[Granularity, tuple[tuple[str, int], ...]] = {}
         hits: dict[str, _Cached] = {}
         if cache is not None:
-            sizes = {w.buckets[0].granularity for w in windows if w.cacheable}
-            sizes |= {b.granularity for w in windows for b in w.sealed}
-            if sizes:
-                # Before any figure: a write after this read moves a count, so a figure
-                # read below can only be newer than the versions it is kept under.
-                versions = self._versions(shards, sizes)
+            versions = {
+                size: tuple((s.id, hashes.get(s, {}).get(closed_writes(size), 0)) for s in shards)
+                for size in Granularity
+            }
             hits = cache.hits(windows, versions)
         all_windows, windows = windows, [w for w in windows if w.name not in hits]
         kinds = self.topic_kinds
@@ -337,20 +361,6 @@ class StoreReader:
         ]
         chats = [s for s in shards if kinds[_base(s.topic)] is TopicKind.CHAT]
         batch = _Batch(self.client)
-        found_ops = Ops() if ops else None
-        if found_ops is not None:
-            # Offsets first: Redis runs the pipeline in order while the worker keeps
-            # applying, so every figure read after them includes at least these offsets.
-            for shard in shards:
-                batch.read(
-                    "get", self.layout.watermark(shard), into=partial(_watermark, found_ops, shard)
-                )
-                batch.read(
-                    "get", self.layout.applied(shard), into=partial(_offset, found_ops, shard)
-                )
-                batch.read(
-                    "hgetall", self.layout.ops(shard), into=partial(found_ops.add_counters, shard)
-                )
         counters: dict[Bucket, Counter[str]] = defaultdict(Counter)
         sealed = {b for w in windows for b in w.sealed} if cache is not None else set()
         to_keep = []
@@ -387,20 +397,25 @@ class StoreReader:
         ranked_windows = [w for w in windows if w.name in ranked]
         tops: dict[tuple[str, str], dict[Shard, list[tuple[str, int]]]] = defaultdict(dict)
         exit_candidates: dict[str, set[str]] = defaultdict(set)
-        floor = math.ceil(self.exit_min_views / max(1, len(visitors)))
+        writers = {
+            kind: [s for s in shards if kinds[_base(s.topic)] is kind]
+            for kind in (TopicKind.CLICKSTREAM, TopicKind.ORDERS)
+        }
+        clicks = writers[TopicKind.CLICKSTREAM]
+        floor = math.ceil(self.exit_min_views / max(1, len(clicks)))
         for window in ranked_windows:
             bucket = window.buckets[0]
             for comp in RANKINGS:
-                for shard in visitors:
+                for shard in writers[_ranking_writer(comp.name)]:
                     batch.read(
                         "zrevrange",
                         self.layout.ranking(shard, bucket, comp.name),
                         0,
-                        _TOP_ASKED * self.top_n - 1,
+                        int(_TOP_ASKED * self.top_n) - 1,
                         True,
                         into=partial(_keep_list, tops[(window.name, comp.name)], shard),
                     )
-            for shard in visitors:
+            for shard in clicks:
                 # A page with the floor's views over n shards has floor / n on one of them.
                 batch.read(
                     "zrangebyscore",
@@ -440,8 +455,8 @@ class StoreReader:
             for bucket in to_keep:
                 cache.counters[bucket] = (versions[bucket.granularity], counters[bucket])
             cache.counters = {b: v for b, v in cache.counters.items() if b in sealed}
-        rankings = self._top(visitors, ranked_windows, tops)
-        exit_pages = self._exit_pages(visitors, ranked_windows, exit_candidates)
+        rankings = self._top(writers, ranked_windows, tops)
+        exit_pages = self._exit_pages(clicks, ranked_windows, exit_candidates)
         figures = {
             w.name: WindowFigures(
                 sum((counters[b] for b in w.buckets), Counter()), distinct.get(w.name, {})
@@ -465,25 +480,9 @@ class StoreReader:
             found_ops,
         )
 
-    def _versions(
-        self, shards: Sequence[Shard], sizes: Collection[Granularity]
-    ) -> dict[Granularity, tuple[tuple[str, int], ...]]:
-        """Per bucket size: every shard's count of batches written into ended buckets."""
-        batch = _Batch(self.client)
-        found: dict[Shard, dict[str, int]] = {}
-        for shard in shards:
-            batch.read("hgetall", self.layout.ops(shard), into=partial(_keep_hash, found, shard))
-        batch.execute()
-        return {
-            size: tuple(
-                (shard.id, found.get(shard, {}).get(closed_writes(size), 0)) for shard in shards
-            )
-            for size in sizes
-        }
-
     def _top(
         self,
-        shards: Sequence[Shard],
+        writers: Mapping[TopicKind, Sequence[Shard]],
         ranked: Sequence[Window],
         tops: Mapping[tuple[str, str], Mapping[Shard, list[tuple[str, int]]]],
     ) -> dict[tuple[str, str], Counter[str]]:
@@ -495,14 +494,16 @@ class StoreReader:
         """
         buckets = {w.name: w.buckets[0] for w in ranked}
         plans = {
-            key: _TopN(shards, lists, _TOP_ASKED * self.top_n, self.top_n)
-            for key, lists in tops.items()
+            (window, name): _TopN(
+                writers[_ranking_writer(name)], lists, int(_TOP_ASKED * self.top_n), self.top_n
+            )
+            for (window, name), lists in tops.items()
         }
         deep = _Batch(self.client)
         for (window, name), plan in plans.items():
             threshold = plan.deep_threshold()
             if threshold is not None:
-                for shard in shards:
+                for shard in writers[_ranking_writer(name)]:
                     deep.read(
                         "zrangebyscore",
                         self.layout.ranking(shard, buckets[window], name),
@@ -724,6 +725,11 @@ class _Batch:
             return
         for handle, reply in zip(self.handlers, self.pipe.execute(), strict=True):
             handle(reply)
+
+
+def _ranking_writer(name: str) -> TopicKind:
+    """The kind of topic whose shards write ranking ``name``."""
+    return TopicKind.ORDERS if name in ORDER_RANKINGS else TopicKind.CLICKSTREAM
 
 
 def _ignore(_: object) -> None:
