@@ -245,8 +245,9 @@ def run_exporter(settings: Settings) -> int:
     from prometheus_client import CollectorRegistry
 
     from streams.metrics.http_metrics import serve
-    from streams.worker.runtime import kpi_collector
+    from streams.worker.runtime import kpi_collector, tune_gc_for_batches
 
+    tune_gc_for_batches()  # a scrape allocates tens of thousands of short-lived objects
     registry = CollectorRegistry()
     registry.register(kpi_collector(settings))
     server, thread = serve(

@@ -742,6 +742,8 @@ def _base(topic: str) -> str:
 
 
 def _text(item: object) -> str:
+    if type(item) is str:  # a client with decode_responses (the exporter's)
+        return item
     return item.decode() if isinstance(item, bytes) else str(item)
 
 
@@ -773,7 +775,7 @@ def _int_hash(reply: object) -> dict[str, int]:
     out = {}
     for k, v in reply.items():
         try:
-            out[_text(k)] = int(v)
+            out[k if type(k) is str else _text(k)] = int(v)
         except (TypeError, ValueError):
             continue
     return out
@@ -793,7 +795,7 @@ def _pairs(reply: object) -> list[tuple[str, int]]:
     """(member, score) pairs of a reply with scores, highest first as Redis gave them."""
     if not isinstance(reply, list):
         return []
-    return [(_text(m), int(float(sc))) for m, sc in reply]
+    return [(m if type(m) is str else _text(m), int(sc)) for m, sc in reply]
 
 
 def _add_scores(target: Counter[str], items: list[str], reply: object) -> None:
