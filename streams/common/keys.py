@@ -100,6 +100,10 @@ class KeyLayout:
         """HyperLogLog ``name`` of ``bucket``."""
         return f"{self._tag(shard)}:u:{bucket.granularity.value}:{bucket.start}:{name}"
 
+    def distinct_prefix(self, shard: Shard, bucket: Bucket) -> str:
+        """``distinct(shard, bucket, name)`` is this + ``name`` (readers build many)."""
+        return self.distinct(shard, bucket, "")
+
     def ranking(self, shard: Shard, bucket: Bucket, name: str) -> str:
         """Sorted set ``name`` of ``bucket``."""
         return f"{self._tag(shard)}:r:{bucket.granularity.value}:{bucket.start}:{name}"
@@ -131,8 +135,12 @@ class KeyLayout:
         batches written into ended buckets of that size when the union was taken, so a
         late write into one of them makes a new key rather than a stale one.
         """
+        return self.merged_prefix(shard, parts, version) + name
+
+    def merged_prefix(self, shard: Shard, parts: Sequence[Bucket], version: int) -> str:
+        """``merged(shard, parts, version, name)`` is this + ``name``."""
         g = parts[0].granularity.value
-        return f"{self._tag(shard)}:m:{g}:{parts[0].start}:{parts[-1].start}:{version}:{name}"
+        return f"{self._tag(shard)}:m:{g}:{parts[0].start}:{parts[-1].start}:{version}:"
 
     def live_set(self, shard: Shard, name: str) -> str:
         """A live sorted set of ``shard``."""

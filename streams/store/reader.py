@@ -219,8 +219,8 @@ class ClosedCache:
     )
     """Summed counters of sealed buckets, under the versions of their size they were read
     under (every shard's count)."""
-    merged: dict[tuple[Shard, str, str], str] = field(default_factory=dict)
-    """The merged key of the sealed parts per (shard, window, distinct set) made so far."""
+    merged: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """The merged key of the sealed parts per (shard id, window, distinct set) made so far."""
 
     def hits(
         self, windows: Sequence[Window], versions: Mapping[Granularity, tuple[tuple[str, int], ...]]
@@ -411,7 +411,7 @@ class StoreReader:
                         "zrevrange",
                         self.layout.ranking(shard, bucket, comp.name),
                         0,
-                        int(_TOP_ASKED * self.top_n) - 1,
+                        _TOP_ASKED * self.top_n - 1,
                         True,
                         into=partial(_keep_list, tops[(window.name, comp.name)], shard),
                     )
@@ -495,7 +495,7 @@ class StoreReader:
         buckets = {w.name: w.buckets[0] for w in ranked}
         plans = {
             (window, name): _TopN(
-                writers[_ranking_writer(name)], lists, int(_TOP_ASKED * self.top_n), self.top_n
+                writers[_ranking_writer(name)], lists, _TOP_ASKED * self.top_n, self.top_n
             )
             for (window, name), lists in tops.items()
         }
@@ -583,6 +583,7 @@ class _TopN:
             self.cap.append(items[-1][1] if len(items) >= asked else 0)
         partial_sums = sorted((sum(v.values()) for v in self.known.values()), reverse=True)
         self.tau = partial_sums[n - 1] if len(partial_sums) >= n else 0
+        self.candidates: list[str] = []
 
     def deep_threshold(self) -> float | None:
         """The score to ask every shard down to, when a member seen nowhere could qualify."""
@@ -597,18 +598,23 @@ class _TopN:
             self.known[member][i] = score
         self.cap[i] = min(self.cap[i], threshold)
 
-    def _can_qualify(self, scores: Mapping[int, int]) -> bool:
-        """Whether the seen scores plus the caps where unseen reach ``tau``."""
-        cap = self.cap
-        bound = sum(cap) + sum(score - cap[i] for i, score in scores.items())
-        return bound >= self.tau
-
     def missing(self) -> dict[Shard, list[str]]:
-        """Per shard, the members that can still be in the top n and whose score is unknown."""
+        """Per shard, the members that can still be in the top n and whose score is unknown.
+
+        Decides the candidates (:meth:`totals` gives theirs once the scores are in).
+        """
+        cap, tau = self.cap, self.tau
+        all_caps = sum(cap)
+        self.candidates = [
+            member
+            for member, scores in self.known.items()
+            if all_caps + sum(score - cap[i] for i, score in scores.items()) >= tau
+        ]
         out: dict[Shard, list[str]] = defaultdict(list)
-        open_shards = [(i, s) for s, i in self.index.items() if self.cap[i] > 0]
-        for member, scores in sorted(self.known.items()):
-            if len(scores) < len(self.cap) and self._can_qualify(scores):
+        open_shards = [(i, s) for s, i in self.index.items() if cap[i] > 0]
+        for member in sorted(self.candidates):
+            scores = self.known[member]
+            if len(scores) < len(cap):
                 for i, shard in open_shards:
                     if i not in scores:
                         out[shard].append(member)
@@ -622,16 +628,8 @@ class _TopN:
                 self.known[member][i] = 0 if score is None else int(float(score))
 
     def totals(self) -> Counter[str]:
-        """Exact totals of the members that can be in the top n."""
-        closed = [i for i, cap in enumerate(self.cap) if cap == 0]
-        out: Counter[str] = Counter()
-        for member, scores in self.known.items():
-            complete = len(scores) == len(self.cap) or all(
-                i in scores for i in range(len(self.cap)) if i not in closed
-            )
-            if complete and self._can_qualify(scores):
-                out[member] = sum(scores.values())
-        return out
+        """Exact totals of the candidates (every score known, or 0 on a shard listed whole)."""
+        return Counter({member: sum(self.known[member].values()) for member in self.candidates})
 
 
 MERGED_TTL_S = 2 * 86_400
@@ -660,35 +658,50 @@ class _Merges:
         self.todo: list[tuple[str, list[str], str | None]] = []
         self.used: dict[Shard, list[str]] = defaultdict(list)
         self.lost = False
+        self._plans: dict[tuple[str, int], tuple[list[str], list[tuple[Shard, str, list[str]]]]]
+        self._plans = {}
 
     def keys(
-        self, shards: Sequence[Shard], window: Window, parts: Sequence[Bucket], name: str
+        self, shards: Sequence[Shard], window: Window, parts: tuple[Bucket, ...], name: str
     ) -> list[str]:
         """The keys whose union is ``name`` over ``parts`` on every shard."""
+        plan = self._plans.get((window.name, id(parts)))
+        if plan is None:
+            plan = self._plans[(window.name, id(parts))] = self._plan(shards, window, parts)
+        prefixes, merged = plan
+        keys = [prefix + name for prefix in prefixes]
+        for shard, prefix, sources in merged:
+            key = prefix + name
+            slot = (shard.id, window.name, name)
+            previous = self.cache.merged.get(slot) if self.cache is not None else None
+            if previous != key and self.cache is not None:
+                self.todo.append((key, [source + name for source in sources], previous))
+                self.cache.merged[slot] = key
+            self.used[shard].append(key)
+            keys.append(key)
+        return keys
+
+    def _plan(
+        self, shards: Sequence[Shard], window: Window, parts: tuple[Bucket, ...]
+    ) -> tuple[list[str], list[tuple[Shard, str, list[str]]]]:
+        """Key prefixes of ``window`` over ``parts`` (a distinct set's name completes each).
+
+        The parts read one by one, and per shard the merged key and its sources.
+        """
         # A cacheable window is read once until a late write: nothing to merge for.
         merging = self.cache is not None and not window.cacheable
         sealed = sorted(b for b in parts if b in window.sealed) if merging else []
         if len(sealed) < 2:
-            return [self.layout.distinct(s, b, name) for s in shards for b in parts]
+            return [self.layout.distinct_prefix(s, b) for s in shards for b in parts], []
         rest = [b for b in parts if b not in window.sealed]
-        keys = []
+        size = sealed[0].granularity
+        prefixes, merged = [], []
         for shard in shards:
-            keys += [self.layout.distinct(shard, b, name) for b in rest]
-            keys.append(self._merged(shard, window.name, sealed, name))
-        return keys
-
-    def _merged(self, shard: Shard, window: str, sealed: list[Bucket], name: str) -> str:
-        assert self.cache is not None
-        version = self.versions.get(sealed[0].granularity, {}).get(shard.id, 0)
-        key = self.layout.merged(shard, sealed, version, name)
-        slot = (shard, window, name)
-        previous = self.cache.merged.get(slot)
-        if previous != key:
-            sources = [self.layout.distinct(shard, b, name) for b in sealed]
-            self.todo.append((key, sources, previous))
-            self.cache.merged[slot] = key
-        self.used[shard].append(key)
-        return key
+            prefixes += [self.layout.distinct_prefix(shard, b) for b in rest]
+            version = self.versions.get(size, {}).get(shard.id, 0)
+            sources = [self.layout.distinct_prefix(shard, b) for b in sealed]
+            merged.append((shard, self.layout.merged_prefix(shard, sealed, version), sources))
+        return prefixes, merged
 
     def queue(self, batch: _Batch) -> None:
         """Queue the merges still to make, then the check that every used key exists."""

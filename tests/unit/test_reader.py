@@ -11,7 +11,7 @@ from collections import Counter
 from prometheus_client.core import Metric
 
 from streams.aggregators import ShardMemory
-from streams.common.keys import KeyLayout, Shard, field
+from streams.common.keys import ANY, KeyLayout, Shard, field
 from streams.common.settings import Settings
 from streams.common.timebuckets import Bucket, BucketClock, Granularity
 from streams.ingest.events import Event, TopicKind
@@ -21,7 +21,14 @@ from streams.metrics.windows import Precision, windows_as_of, windows_at
 from streams.replay.dry_run import dry_run_summary
 from streams.store.memory_reads import MemoryReads
 from streams.store.memory_sink import MemorySink
-from streams.store.reader import ClosedCache, ExitPages, Labels, StoreFigures, StoreReader
+from streams.store.reader import (
+    ClosedCache,
+    ExitPages,
+    Labels,
+    StoreFigures,
+    StoreReader,
+    Window,
+)
 from tests.unit.test_event_time import DAY_START_MS, MIN, NOW_MS, H, aggregator, view
 
 LABELS = Labels(("search", "ads"), ("home", "product"), ("pc", "mobile"), ())
@@ -281,3 +288,151 @@ def test_the_dry_run_table_reads_the_twin_through_the_reader() -> None:
         "conv",
     ]
     assert table[2].split() == ["2026-11-11", "4", "4", "4", "100.0%", "0", "0.00", "0", "0.00%"]
+
+
+# --- exact top n over shards (TPUT), sealed parts merged once, sealed counters kept ---
+
+
+def ranked_sink(per_shard: dict[int, dict[str, int]], bucket: Bucket) -> MemorySink:
+    """Product views per clickstream partition, as the apply leaves them."""
+    sink = MemorySink()
+    for partition, scores in per_shard.items():
+        store_ = sink.shards[Shard("clicks", partition)]
+        store_.applied = 0
+        store_.ranked[(bucket, "product_views")] = Counter(scores)
+    return sink
+
+
+def top_of(sink: MemorySink, bucket: Bucket, top_n: int) -> list[tuple[str, int]]:
+    read = StoreReader(
+        MemoryReads(sink, LAYOUT), LAYOUT, LABELS, {"clicks": TopicKind.CLICKSTREAM}, top_n=top_n
+    )
+    figures = read.read(bucket.start + 30, [Window("day", (bucket,))], ranked=("day",))
+    scores = figures.rankings[("day", "product_views")]
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:top_n]
+
+
+def test_the_top_n_counts_a_member_that_tops_no_shard() -> None:
+    # top_n=1 asks each shard for its 3 best. "x" is 4th on both shards (5 + 5 = 10),
+    # while each shard's leaders score 6, 6 and 6 there and 0 elsewhere: x is the true
+    # top 1 but in no shard's list. Hand-computed totals: x 10, every other member 6.
+    day = Bucket(Granularity.DAY, DAY_START_MS // 1000)
+    sink = ranked_sink(
+        {
+            0: {"a": 6, "b": 6, "c": 6, "x": 5},
+            1: {"d": 6, "e": 6, "f": 6, "x": 5},
+        },
+        day,
+    )
+    assert top_of(sink, day, 1) == [("x", 10)]
+
+
+def test_the_top_n_sums_a_leader_with_its_scores_below_other_shards_lists() -> None:
+    # "a" leads shard 0 (50) and is 4th on shard 1 (2); "b" has 30 + 30. Exact: b 60, a 52.
+    day = Bucket(Granularity.DAY, DAY_START_MS // 1000)
+    per_shard = {
+        0: {"a": 50, "b": 30, "c": 1, "d": 1},
+        1: {"b": 30, "e": 20, "f": 20, "g": 20, "a": 2},
+    }
+    sink = ranked_sink(per_shard, day)
+    assert top_of(sink, day, 1) == [("b", 60)]
+    scores = dict(top_of(sink, day, 2))
+    assert scores == {"b": 60, "a": 52}
+
+
+def test_the_top_n_matches_the_brute_force_sum_on_many_random_spreads() -> None:
+    import random
+
+    day = Bucket(Granularity.DAY, DAY_START_MS // 1000)
+    rng = random.Random(7)
+    for _ in range(200):
+        shards = rng.randint(1, 5)
+        members = [f"m{i}" for i in range(rng.randint(1, 40))]
+        per_shard = {
+            p: {
+                m: rng.choice([0, 1, 1, 2, 3, 5, 8, 30])
+                for m in rng.sample(members, len(members) // 2 + 1)
+            }
+            for p in range(shards)
+        }
+        per_shard = {p: {m: v for m, v in s.items() if v} for p, s in per_shard.items()}
+        total: Counter[str] = Counter()
+        for scores in per_shard.values():
+            total.update(scores)
+        top_n = rng.randint(1, 6)
+        want = sorted(total.values(), reverse=True)[:top_n]
+        got = top_of(ranked_sink(per_shard, day), day, top_n)
+        assert [v for _, v in got] == want
+        assert all(total[m] == v for m, v in got)
+
+
+def test_sealed_parts_are_merged_once_and_a_late_write_makes_a_new_union() -> None:
+    # Views on the first three days of a week (Mon 2026-11-09 in Shanghai), read on the
+    # Thursday: the week's UV over its days is 3 (a, b, c); Mon-Wed are sealed and merged.
+    monday = DAY_START_MS - 2 * 86_400_000  # DAY_START is Wed 2026-11-11
+    events = [view(monday + 3 * H, "a"), view(monday + 86_400_000 + 3 * H, "b")]
+    events += [view(monday + 2 * 86_400_000 + 3 * H, "c")]
+    thursday_s = (monday + 3 * 86_400_000) / 1000 + 10 * 3600
+    sink = MemorySink(clock=CLOCK)
+    shard = Shard("clicks", 0)
+    agg, memory = aggregator(), ShardMemory()
+    now_ms = int(thursday_s * 1000)
+    assert asyncio.run(
+        sink.apply(shard, None, 0, agg.aggregate(events, memory, now_ms), now_ms)
+    ).applied
+    reads = MemoryReads(sink, LAYOUT)
+    read = StoreReader(reads, LAYOUT, LABELS, {"clicks": TopicKind.CLICKSTREAM})
+    cache = ClosedCache()
+
+    def week_uv() -> int:
+        week = {w.name: w for w in windows_at(CLOCK, thursday_s, 300)}["week"]
+        return read.read(thursday_s, [week], cache=cache).windows["week"].d("uv")
+
+    assert week_uv() == 3
+    merged = [key for key in reads.merged if key.endswith(":" + field("uv", ANY, ANY))]
+    assert len(merged) == 1 and LAYOUT.parse(merged[0]).kind == "merged"
+    assert week_uv() == 3 and len(reads.merged) == len(cache.merged)  # no new merge
+    # A late view into Tuesday by a new visitor: counted at the next read, in a new union.
+    late = agg.aggregate([view(monday + 86_400_000 + 5 * H, "d")], memory, now_ms)
+    assert asyncio.run(sink.apply(shard, 0, 1, late, now_ms)).applied
+    assert week_uv() == 4
+    assert merged[0] not in reads.merged  # the superseded union was deleted
+    # A union that vanished (eviction, restart) is seen, and the figures read part by part.
+    reads.merged.clear()
+    assert week_uv() == 4
+    assert week_uv() == 4
+
+
+def test_sealed_counters_are_kept_until_a_late_write_and_future_days_are_not_read() -> None:
+    moment = DAY_START_MS / 1000 + 86_400 + 10 * 3600
+    windows = {w.name: w for w in windows_at(CLOCK, moment, 300)}
+    month = windows["month"]
+    assert all(b.start <= moment + 300 + 120 for b in month.distinct_buckets)
+    assert len(month.distinct_buckets) == 12  # Nov 1 to Nov 12
+    # At 10:00:00 the minutes ended by 09:58:00 are sealed: 09:57 back to 09:31, 27 of 30.
+    assert len(windows["30m"].sealed) == 27
+    sink = MemorySink(clock=CLOCK)
+    shard = Shard("clicks", 0)
+    agg, memory = aggregator(), ShardMemory()
+    minute = int(moment // 60 * 60)
+    views = [view((minute - 600) * 1000 + 5_000, "a"), view((minute - 600) * 1000 + 9_000, "b")]
+    now_ms = int(moment * 1000)
+    assert asyncio.run(
+        sink.apply(shard, None, 0, agg.aggregate(views, memory, now_ms), now_ms)
+    ).applied
+    read = reader(sink)
+    cache = ClosedCache()
+
+    def pv_30m() -> int:
+        w = {w.name: w for w in windows_at(CLOCK, moment, 300)}["30m"]
+        return read.read(moment, [w], cache=cache).windows["30m"].c("pv")
+
+    assert pv_30m() == 2
+    ten_ago = Bucket(Granularity.MINUTE, minute - 600)
+    assert ten_ago in cache.counters
+    sink.shards[shard].counters[(ten_ago, "pv")] += 100  # a change no apply counted
+    assert pv_30m() == 2  # served from the kept counters
+    sink.shards[shard].counters[(ten_ago, "pv")] -= 100
+    late = agg.aggregate([view((minute - 600) * 1000 + 20_000, "c")], memory, now_ms)
+    assert asyncio.run(sink.apply(shard, 0, 1, late, now_ms)).applied
+    assert pv_30m() == 3
