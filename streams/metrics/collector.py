@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from streams.common.timebuckets import BucketClock
 from streams.metrics.families import FamilyBuilder
 from streams.metrics.windows import RANKED_WINDOWS, windows_at
-from streams.store.reader import ClosedCache, StoreReader
+from streams.store.reader import ClosedCache, StoreFigures, StoreReader
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ class KpiCollector(Collector):
         days of this week and month starting later hold nothing yet and are not read."""
         self.closed = ClosedCache()
         """Yesterday, last week and last month, read again only when a write changes them."""
+        self._closed_families: tuple[tuple[frozenset[str], int], list[Metric]] | None = None
+        """The families of the cached windows' samples, under the cache state built from."""
 
     def describe(self) -> list[Metric]:
         """Nothing up front: the registry must not call ``collect()`` at registration."""
@@ -69,7 +71,20 @@ class KpiCollector(Collector):
             ops=True,
             cache=self.closed if cached else None,
         )
-        return self.builder.families(figures)
+        if not figures.cached:
+            return self.builder.families(figures)
+        # The closed windows' samples are built once per read of them, the rest each time.
+        key = (figures.cached, self.closed.generation)
+        if self._closed_families is None or self._closed_families[0] != key:
+            closed = StoreFigures(
+                moment_s,
+                {name: figures.windows[name] for name in figures.cached},
+                {k: v for k, v in figures.rankings.items() if k[0] in figures.cached},
+                {k: v for k, v in figures.exit_pages.items() if k in figures.cached},
+            )
+            self._closed_families = (key, self.builder.families(closed))
+        fresh = self.builder.families(figures, emit=set(figures.windows) - figures.cached)
+        return _with_samples_of(fresh, self._closed_families[1])
 
     def collect(self) -> Iterator[Metric]:
         """Read Redis (a few pipelined round trips) and yield every family."""
@@ -90,3 +105,20 @@ class KpiCollector(Collector):
         )
         took.add_metric([], time.perf_counter() - started)
         yield took
+
+
+def _with_samples_of(fresh: list[Metric], kept: list[Metric]) -> list[Metric]:
+    """``fresh`` with each family of ``kept`` joined to the one of the same name.
+
+    The fresh families take the kept samples (kept ones are never changed, so they
+    serve again); a kept family with no fresh one is added as it is.
+    """
+    by_name = {family.name: family for family in fresh}
+    out = list(fresh)
+    for family in kept:
+        same = by_name.get(family.name)
+        if same is None:
+            out.append(family)
+        else:
+            same.samples.extend(family.samples)
+    return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client.core import (
@@ -82,20 +82,28 @@ class FamilyBuilder:
         default_factory=lambda: {period: Targets() for period in PERIODS}
     )
 
-    def families(self, figures: StoreFigures) -> list[Metric]:
-        """Every family the figures hold: window KPIs; rankings, live and ops when read."""
-        out = self._kpi_families(figures.windows)
+    def families(self, figures: StoreFigures, emit: Collection[str] | None = None) -> list[Metric]:
+        """Every family the figures hold: window KPIs; rankings, live and ops when read.
+
+        ``emit``: the windows whose samples are wanted (all when None); the others are
+        still read where a sample compares two windows (growth, the scorecard).
+        """
+        shown = set(figures.windows if emit is None else emit)
+        out = self._kpi_families(figures.windows, shown)
         if figures.rankings or figures.exit_pages:
-            out += self._ranking_families(figures)
+            out += self._ranking_families(figures, shown)
         if figures.live is not None:
             out += self._live_families(figures.live, figures.moment_s)
         if figures.ops is not None:
             out += self._ops_families(figures.ops, figures.moment_s)
         return out
 
-    def _kpi_families(self, figures: Mapping[str, WindowFigures]) -> list[Metric]:
+    def _kpi_families(
+        self, every: Mapping[str, WindowFigures], shown: Collection[str]
+    ) -> list[Metric]:
         families: list[Metric] = []
         labels = self.labels
+        figures = {name: f for name, f in every.items() if name in shown}
         for comp in COUNTERS:
             families += self._component_families(
                 comp, figures, lambda f, c, dim, value: f.c(c.name, dim, value) * c.scale
@@ -133,9 +141,9 @@ class FamilyBuilder:
                 labels=["window"],
             )
             for current, previous in GROWTH.items():
-                if current not in figures or previous not in figures:
+                if current not in figures or previous not in every:
                     continue
-                change = growth(figures[current].c(component), figures[previous].c(component))
+                change = growth(figures[current].c(component), every[previous].c(component))
                 if change is not None:
                     family.add_metric([current], change)
             families.append(family)
@@ -155,7 +163,7 @@ class FamilyBuilder:
                 if done is not None:
                     completion.add_metric([window], done)
         families += [completion, target_f]
-        families += self._scorecard_families(figures)
+        families += self._scorecard_families(figures, every)
         repeat = GaugeMetricFamily(
             "shop_repeat_buyers",
             "复购: buyers by paid orders in the window (6 = 6 or more).",
@@ -211,7 +219,9 @@ class FamilyBuilder:
             families.append(by)
         return families
 
-    def _scorecard_families(self, figures: Mapping[str, WindowFigures]) -> list[Metric]:
+    def _scorecard_families(
+        self, figures: Mapping[str, WindowFigures], every: Mapping[str, WindowFigures]
+    ) -> list[Metric]:
         item_score = GaugeMetricFamily(
             "shop_scorecard_score",
             "绩效考核: score of one item (no sample: no data, counts 0).",
@@ -223,19 +233,20 @@ class FamilyBuilder:
         points = GaugeMetricFamily(
             "shop_scorecard_points", "Points an item is worth.", labels=["item"]
         )
-        for item, worth, _ in SCORE_ITEMS:
-            points.add_metric([item], worth)
+        if any(period in figures for period in GROWTH):  # once, beside the periods' scores
+            for item, worth, _ in SCORE_ITEMS:
+                points.add_metric([item], worth)
         for period, previous in GROWTH.items():
-            if period not in figures or previous not in figures:
+            if period not in figures or previous not in every:
                 continue
-            lines = score_card(figures[period], figures[previous], self.scorecard[period])
+            lines = score_card(figures[period], every[previous], self.scorecard[period])
             for line in lines:
                 if line.score is not None:
                     item_score.add_metric([period, line.item], line.score)
             total_f.add_metric([period], score_total(lines))
         return [item_score, total_f, points]
 
-    def _ranking_families(self, figures: StoreFigures) -> list[Metric]:
+    def _ranking_families(self, figures: StoreFigures, shown: Collection[str]) -> list[Metric]:
         families: list[Metric] = []
         undercount = GaugeMetricFamily(
             "shop_ranking_undercount_bound",
@@ -249,7 +260,8 @@ class FamilyBuilder:
                 f"{comp.help} Top {self.top_n}.",
                 labels=["window", "rank", "item"],
             )
-            for window in (w for w in RANKED_WINDOWS if w in figures.exit_pages):  # read ones
+            # the ranked windows read (every read ranked window has exit pages)
+            for window in (w for w in RANKED_WINDOWS if w in figures.exit_pages and w in shown):
                 scores = figures.rankings.get((window, comp.name), Counter())
                 top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
                 for rank, (item, score) in enumerate(top[: self.top_n], 1):
@@ -267,7 +279,7 @@ class FamilyBuilder:
         views = GaugeMetricFamily(
             "shop_top_exit_pages_views", "Views of those pages.", labels=["window", "rank", "page"]
         )
-        for window, pages in figures.exit_pages.items():
+        for window, pages in ((w, p) for w, p in figures.exit_pages.items() if w in shown):
             rates = exit_rates(pages.views, pages.exits, self.exit_min_views, self.top_n)
             for rank, (page, value) in enumerate(rates, 1):
                 rate.add_metric([window, str(rank), item_label(page)], value)

@@ -190,6 +190,8 @@ class StoreFigures:
     exit_pages: dict[str, ExitPages] = field(default_factory=dict)
     live: Live | None = None
     ops: Ops | None = None
+    cached: frozenset[str] = frozenset()
+    """The windows served from the :class:`ClosedCache` (read earlier, unchanged since)."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,9 @@ class ClosedCache:
     )
     """Summed counters of sealed buckets, under the versions of their size they were read
     under (every shard's count)."""
+    generation: int = 0
+    """Moves whenever a closed window is kept (read again): what was built from the
+    cached windows before is stale."""
     merged: dict[tuple[str, str, str], str] = field(default_factory=dict)
     """The merged key of the sealed parts per (shard id, window, distinct set) made so far."""
 
@@ -249,6 +254,7 @@ class ClosedCache:
     ) -> None:
         """Keep the cacheable windows just read, under the versions read before them."""
         for window in (w for w in windows if w.cacheable):
+            self.generation += 1
             self.entries[window.name] = _Cached(
                 window.buckets,
                 versions[window.buckets[0].granularity],
@@ -472,12 +478,7 @@ class StoreReader:
                     exit_pages[name] = cached.exits
             figures = {w.name: figures[w.name] for w in all_windows}
         return StoreFigures(
-            moment_s,
-            figures,
-            rankings,
-            exit_pages,
-            found_live,
-            found_ops,
+            moment_s, figures, rankings, exit_pages, found_live, found_ops, frozenset(hits)
         )
 
     def _top(

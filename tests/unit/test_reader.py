@@ -436,3 +436,40 @@ def test_sealed_counters_are_kept_until_a_late_write_and_future_days_are_not_rea
     late = agg.aggregate([view((minute - 600) * 1000 + 20_000, "c")], memory, now_ms)
     assert asyncio.run(sink.apply(shard, 0, 1, late, now_ms)).applied
     assert pv_30m() == 3
+
+
+def test_the_live_scrape_reuses_closed_windows_samples_until_a_late_write() -> None:
+    from streams.metrics.collector import KpiCollector
+
+    clock_now_ms = NOW_MS
+    sink = MemorySink(clock=CLOCK)
+    shard = Shard("clicks", 0)
+    agg, memory = aggregator(), ShardMemory()
+    delta = agg.aggregate(FOUR, memory, clock_now_ms)
+    assert asyncio.run(sink.apply(shard, None, 0, delta, clock_now_ms)).applied
+    moment = DAY_START_MS / 1000 + 86_400 + 10 * 3600  # FOUR's day is yesterday
+    collector = KpiCollector(reader(sink), FamilyBuilder(LABELS), CLOCK, now_s=lambda: moment)
+
+    def every_sample(
+        families: list[Metric],
+    ) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+        return sorted(
+            (s.name, tuple(sorted(s.labels.items())), s.value) for f in families for s in f.samples
+        )
+
+    def yesterday_pv(families: list[Metric]) -> float:
+        return samples(families, "shop_page_views", window="yesterday")[0][1]
+
+    fresh = collector.families_at(moment)  # no cache: every sample built from a full read
+    first = collector.families_at(moment, cached=True)  # reads and keeps yesterday
+    second = collector.families_at(moment, cached=True)  # yesterday's samples reused
+    assert every_sample(first) == every_sample(fresh) == every_sample(second)
+    assert yesterday_pv(second) == 4
+    assert collector._closed_families is not None
+    assert "yesterday" in collector._closed_families[0][0]
+    # The growth of today against yesterday still reads yesterday's figures.
+    assert samples(second, "shop_orders_growth") == samples(fresh, "shop_orders_growth")
+    late = agg.aggregate([view(DAY_START_MS + 5 * H, "e")], memory, clock_now_ms)
+    assert asyncio.run(sink.apply(shard, 0, 1, late, clock_now_ms)).applied
+    assert yesterday_pv(collector.families_at(moment, cached=True)) == 5
+    assert yesterday_pv(collector.families_at(moment, cached=True)) == 5
