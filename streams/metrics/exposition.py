@@ -46,13 +46,22 @@ def render(registry: Collector) -> bytes:
         doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
         out.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}\n")
         extra: dict[str, list[str]] = {}
+        family = metric.name
         for sample in metric.samples:
-            line = f"{sample.name}{_label_text(tuple(sample.labels.items()))} "
-            line += _go_float(sample.value)  # type: ignore[no-untyped-call]
+            value = sample.value
+            # repr is what floatToGoString returns for a finite float below 1e6
+            number = (
+                repr(value) if type(value) is float and -1e300 < value < 1e6 else _go_float(value)  # type: ignore[no-untyped-call]
+            )
+            labels = sample.labels
+            line = f"{sample.name}{_label_text(tuple(labels.items())) if labels else ''} {number}"
             if sample.timestamp is not None:
                 line += f" {int(float(sample.timestamp) * 1000):d}"
             line += "\n"
-            suffix = sample.name[len(metric.name) :] if sample.name.startswith(metric.name) else ""
+            if sample.name == family:
+                out.append(line)
+                continue
+            suffix = sample.name[len(family) :] if sample.name.startswith(family) else ""
             if suffix in _OPENMETRICS_SUFFIXES:
                 extra.setdefault(suffix, []).append(line)
             else:

@@ -2,6 +2,8 @@
 
 import gzip
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -62,3 +64,14 @@ def test_the_app_answers_plain_or_gzip() -> None:
     )
     assert gzip.decompress(zipped) == generate_latest(registry)
     assert ("Content-Encoding", "gzip") in seen[1][1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.floats(), st.integers(-(10**20), 10**20)), min_size=1, max_size=20))
+def test_every_value_is_written_as_generate_latest_writes_it(values: list[float]) -> None:
+    gauge = GaugeMetricFamily("shop_value", "any value", labels=["i"])
+    for i, value in enumerate([*values, 999_999.99, 1e6, 1_234_567.0, -5e7, 1e-05, -0.0]):
+        gauge.add_metric([str(i)], value)
+    registry = CollectorRegistry()
+    registry.register(Fixed([gauge]))  # type: ignore[arg-type]
+    assert render(registry) == generate_latest(registry)
