@@ -17,6 +17,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -105,9 +106,7 @@ class FamilyBuilder:
         labels = self.labels
         figures = {name: f for name, f in every.items() if name in shown}
         for comp in COUNTERS:
-            families += self._component_families(
-                comp, figures, lambda f, c, dim, value: f.c(c.name, dim, value) * c.scale
-            )
+            families += self._component_families(comp, figures, partial(_counter, comp.scale))
         for comp in DISTINCT:
             families += self._component_families(comp, figures, _distinct_or_none)
         for metric, (doc, formula) in RATIOS.items():
@@ -195,15 +194,18 @@ class FamilyBuilder:
         self,
         comp: Component,
         figures: Mapping[str, WindowFigures],
-        read: Callable[[WindowFigures, Component, str, str], float | None],
+        read: Callable[[WindowFigures, str], float | None],
     ) -> list[Metric]:
         """``shop_<metric>`` per window and ``shop_<metric>_by_<dim>`` per allowed value.
 
-        ``read`` returns None where a figure has no data; no sample is exported then.
+        ``read(figures, field)`` returns None where a figure has no data; no sample is
+        exported then. Distinct sets' totals are stored under ``_all`` dimension values.
         """
+        distinct = comp in DISTINCT
         total = GaugeMetricFamily(f"shop_{comp.metric}", comp.help, labels=["window"])
+        key = kpi_field(comp.name, ANY, ANY) if distinct else kpi_field(comp.name)
         for name, f in figures.items():
-            value = read(f, comp, "", "")
+            value = read(f, key)
             if value is not None:
                 total.add_metric([name], value)
         families: list[Metric] = [total]
@@ -211,9 +213,12 @@ class FamilyBuilder:
             by = GaugeMetricFamily(
                 f"shop_{comp.metric}_by_{dim}", f"{comp.help} Per {dim}.", labels=["window", dim]
             )
+            fields = [
+                (label, kpi_field(comp.name, dim, label)) for label in self.labels.values(dim)
+            ]
             for name, f in figures.items():
-                for label in self.labels.values(dim):
-                    value = read(f, comp, dim, label)
+                for label, key in fields:
+                    value = read(f, key)
                     if value is not None:
                         by.add_metric([name, label], value)
             families.append(by)
@@ -386,12 +391,14 @@ class FamilyBuilder:
         ]
 
 
-def _distinct_or_none(
-    f: WindowFigures, comp: Component, dimension: str, value: str
-) -> float | None:
+def _distinct_or_none(f: WindowFigures, key: str) -> float | None:
     """A distinct count, or None when its HyperLogLogs were not read for the window."""
-    key = kpi_field(comp.name, dimension or ANY, value or ANY)
     return float(f.distinct[key]) if key in f.distinct else None
+
+
+def _counter(scale: float, f: WindowFigures, key: str) -> float:
+    """A counter in its exported unit (0 when never written)."""
+    return f.counters.get(key, 0) * scale
 
 
 def _trimmed(figures: StoreFigures, window: str, ranking: str) -> int:
