@@ -46,8 +46,8 @@ RANKING_CAP = 1000
 PAGE_RANKING_CAP = 100_000
 """Members kept per key of the page views and page exits rankings: the exit-rate top 20
 needs the exact views and exits of every page above the views floor, so every page of a
-bucket is kept up to this many distinct pages per partition (about 11 MB per key at
-100,000 pages of 40 characters: ``loadtest/bench_rankings.py``). Beyond it the lowest
+bucket is kept up to this many distinct pages per partition (13.6 MB per key at
+100,000 paths of 40 characters: ``python -m loadtest.ranking_memory``). Beyond it the lowest
 scores are dropped and their sum is kept in the bucket's counters
 (:data:`~streams.common.keys.RANKING_TRIMMED`), the bound of any page's
 undercount, exported as ``shop_ranking_undercount_bound``."""
