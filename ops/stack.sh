@@ -2,8 +2,9 @@
 # Local stack for machines without Docker: Apache Kafka (KRaft, jars from Maven
 # Central), Redis and Prometheus (Debian packages), all on loopback.
 #
-#   ops/stack.sh up     [kafka|redis|prometheus ...]   install what is missing, start what is not running
-#   ops/stack.sh down   [kafka|redis|prometheus ...]   stop (data is kept)
+#   ops/stack.sh up     [kafka|redis|prometheus|redis-cluster ...]   install what is missing, start
+#                                                       what is not running (default: the first three)
+#   ops/stack.sh down   [kafka|redis|prometheus|redis-cluster ...]   stop (data is kept)
 #   ops/stack.sh status                                 one line per service
 #   ops/stack.sh purge                                  stop everything and delete the stack's data
 #
@@ -14,6 +15,9 @@
 #   KPI_KAFKA_SASL_PORT        also listen with SASL/SCRAM-SHA-256 here (user KPI_KAFKA_SASL_USERNAME,
 #                              password KPI_KAFKA_SASL_PASSWORD; set when the data folder is new)
 #   KPI_REDIS_PORT             Redis port                    (default: 16379)
+#   KPI_REDIS_CLUSTER_PORT     first port of the Redis Cluster's six nodes, 3 masters and
+#                              3 replicas, on this port and the next five (default: 17000);
+#                              the service's address: redis+cluster://127.0.0.1:17000/0
 #   KPI_PROMETHEUS_PORT        Prometheus port               (default: 19090)
 #   KPI_EXPORTER_PORT          exporter port Prometheus scrapes (default: 19100)
 #   KPI_WORKER_METRICS_PORT    worker metrics port Prometheus scrapes (default: 19101)
@@ -32,6 +36,8 @@ KAFKA_SASL_PORT="${KPI_KAFKA_SASL_PORT:-}"   # optional SASL_PLAINTEXT (SCRAM-SH
 KAFKA_SASL_USERNAME="${KPI_KAFKA_SASL_USERNAME:-kpi}"
 KAFKA_SASL_PASSWORD="${KPI_KAFKA_SASL_PASSWORD:-}"
 REDIS_PORT="${KPI_REDIS_PORT:-16379}"
+REDIS_CLUSTER_PORT="${KPI_REDIS_CLUSTER_PORT:-17000}"
+REDIS_CLUSTER_NODES=6
 PROMETHEUS_PORT="${KPI_PROMETHEUS_PORT:-19090}"
 EXPORTER_PORT="${KPI_EXPORTER_PORT:-19100}"
 WORKER_PORT="${KPI_WORKER_METRICS_PORT:-19101}"
@@ -169,6 +175,49 @@ start_redis() {
 
 redis_ping() { [[ $(redis-cli -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
 
+node_ping() { [[ $(redis-cli -p "$1" ping 2>/dev/null) == PONG ]]; }
+
+cluster_ok() {  # every slot served, and every master has its replica
+  redis-cli -p "$REDIS_CLUSTER_PORT" cluster info 2>/dev/null | grep -q 'cluster_state:ok' \
+    && [[ $(redis-cli -p "$REDIS_CLUSTER_PORT" cluster nodes 2>/dev/null | grep -c ' slave ') -eq $((REDIS_CLUSTER_NODES / 2)) ]]
+}
+
+start_redis_cluster() {  # six nodes with cluster-enabled; the cluster is created once
+  local i port dir addresses=()
+  for (( i = 0; i < REDIS_CLUSTER_NODES; i++ )); do
+    port=$((REDIS_CLUSTER_PORT + i))
+    addresses+=("127.0.0.1:$port")
+    if [[ -n $(pid_of "redis-cluster-$i") ]]; then continue; fi
+    port_open "$port" && die "port $port is taken by another process (set KPI_REDIS_CLUSTER_PORT)"
+    dir="$STACK_DIR/redis-cluster/$port"
+    mkdir -p "$dir"
+    nohup redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save "" \
+      --appendonly yes --appendfsync everysec --cluster-enabled yes \
+      --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+      --daemonize no --logfile "$dir/redis.log" >/dev/null 2>&1 &
+    echo $! > "$STACK_DIR/redis-cluster-$i.pid"
+  done
+  for (( i = 0; i < REDIS_CLUSTER_NODES; i++ )); do
+    port=$((REDIS_CLUSTER_PORT + i))
+    wait_until 30 "redis node $port" node_ping "$port" \
+      || die "redis node $port did not answer PING in 30s (log: $STACK_DIR/redis-cluster/$port/redis.log)"
+  done
+  if ! cluster_ok; then
+    if [[ $(redis-cli -p "$REDIS_CLUSTER_PORT" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p') -le 1 ]]; then
+      log "creating the redis cluster (3 masters, 3 replicas) on ${addresses[*]}"
+      redis-cli --cluster create "${addresses[@]}" --cluster-replicas 1 --cluster-yes >/dev/null \
+        || die "redis-cli --cluster create failed"
+    fi
+    wait_until 60 "redis cluster" cluster_ok || die "the redis cluster is not ok after 60s"
+  fi
+  log "redis cluster ok on 127.0.0.1:$REDIS_CLUSTER_PORT-$((REDIS_CLUSTER_PORT + REDIS_CLUSTER_NODES - 1))"
+}
+
+stop_redis_cluster() {
+  local i
+  for (( i = 0; i < REDIS_CLUSTER_NODES; i++ )); do stop_service "redis-cluster-$i"; done
+}
+
 prometheus_ready() { curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null 2>&1; }
 
 start_prometheus() {
@@ -215,18 +264,28 @@ case $cmd in
     start=$SECONDS
     ensure_packages
     for s in $(services "$@"); do
-      case $s in kafka) start_kafka ;; redis) start_redis ;; prometheus) start_prometheus ;; *) die "unknown service $s" ;; esac
+      case $s in
+        kafka) start_kafka ;; redis) start_redis ;; prometheus) start_prometheus ;;
+        redis-cluster) start_redis_cluster ;; *) die "unknown service $s" ;;
+      esac
     done
     log "stack up in $((SECONDS - start))s"
     ;;
   down)
-    for s in $(services "$@"); do stop_service "$s"; done ;;
+    for s in $(services "$@"); do
+      if [[ $s == redis-cluster ]]; then stop_redis_cluster; else stop_service "$s"; fi
+    done ;;
   status)
-    status_line kafka "$KAFKA_PORT"; status_line redis "$REDIS_PORT"; status_line prometheus "$PROMETHEUS_PORT" ;;
+    status_line kafka "$KAFKA_PORT"; status_line redis "$REDIS_PORT"; status_line prometheus "$PROMETHEUS_PORT"
+    for (( i = 0; i < REDIS_CLUSTER_NODES; i++ )); do
+      [[ -n $(pid_of "redis-cluster-$i") ]] && status_line "redis-cluster-$i" "$((REDIS_CLUSTER_PORT + i))"
+    done
+    true ;;
   purge)
     for s in kafka redis prometheus; do stop_service "$s"; done
+    stop_redis_cluster
     rm -rf "$STACK_DIR"; log "removed $STACK_DIR" ;;
   -h|--help|help)
-    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command $cmd (up, down, status, purge)" ;;
 esac
