@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
 
+from redis.client import NEVER_DECODE
+
 from streams.common.keys import (
     ANY,
     DERIVED_SETS,
@@ -53,6 +55,7 @@ from streams.kpi.catalogue import (
     RANKINGS,
 )
 from streams.kpi.formulas import WindowFigures
+from streams.store.hll import HllFormatError, Registers, count, registers, union
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +227,8 @@ class ClosedCache:
     generation: int = 0
     """Moves whenever a closed window is kept (read again): what was built from the
     cached windows before is stale."""
+    registers: dict[str, Registers] = field(default_factory=dict)
+    """Decoded unions of sealed parts by merged key (its name changes with its content)."""
     merged: dict[tuple[str, str, str], str] = field(default_factory=dict)
     """The merged key of the sealed parts per (shard id, window, distinct set) made so far."""
 
@@ -275,6 +280,7 @@ class StoreReader:
         topic_kinds: Mapping[str, TopicKind],
         top_n: int = 20,
         exit_min_views: int = 20,
+        union_here: bool = False,
     ) -> None:
         self.client = client
         self.layout = layout
@@ -282,6 +288,10 @@ class StoreReader:
         self.topic_kinds = dict(topic_kinds)
         self.top_n = top_n
         self.exit_min_views = exit_min_views
+        self.union_here = union_here
+        """Count distinct sets over shards here (``GET`` each HyperLogLog, union, count:
+        :mod:`streams.store.hll`) rather than with a multi-key ``PFCOUNT``, which a Redis
+        Cluster refuses across slots; the unions of sealed parts are decoded once."""
 
     def shards(self) -> list[Shard]:
         """Every shard with data whose input topic is configured."""
@@ -398,8 +408,22 @@ class StoreReader:
                 if keys:
                     counts.append((keys, partial(_set_int, distinct[window.name], name)))
         merges.queue(batch)
+        unions: list[_Union] = []
         for keys, into in counts:
-            batch.read("pfcount", *keys, into=into)
+            if not self.union_here:
+                batch.read("pfcount", *keys, into=into)
+                continue
+            union = _Union(into)
+            unions.append(union)
+            for key in keys:
+                decoded = cache.registers.get(key) if cache is not None else None
+                if decoded is not None:
+                    union.parts.append(decoded)
+                else:
+                    keep = cache.registers if cache is not None and key in merges.made else None
+                    batch.read(
+                        "get", key, into=partial(union.add, key, keep), **{NEVER_DECODE: True}
+                    )
         ranked_windows = [w for w in windows if w.name in ranked]
         tops: dict[tuple[str, str], dict[Shard, list[tuple[str, int]]]] = defaultdict(dict)
         exit_candidates: dict[str, set[str]] = defaultdict(set)
@@ -452,6 +476,10 @@ class StoreReader:
                     into=partial(_add_hash, found_live.repeat_lifetime),
                 )
         batch.execute()
+        for union in unions:
+            union.finish()
+        if cache is not None and self.union_here:
+            cache.registers = {k: v for k, v in cache.registers.items() if k in merges.made}
         if merges.lost:
             log.warning("merged distinct sets vanished from Redis; reading every part")
             return self.read(
@@ -658,6 +686,8 @@ class _Merges:
         self.versions = {g: dict(v) for g, v in versions.items()}
         self.todo: list[tuple[str, list[str], str | None]] = []
         self.used: dict[Shard, list[str]] = defaultdict(list)
+        self.made: set[str] = set()
+        """Every merged key this read counts from."""
         self.lost = False
         self._plans: dict[tuple[str, int], tuple[list[str], list[tuple[Shard, str, list[str]]]]]
         self._plans = {}
@@ -679,6 +709,7 @@ class _Merges:
                 self.todo.append((key, [source + name for source in sources], previous))
                 self.cache.merged[slot] = key
             self.used[shard].append(key)
+            self.made.add(key)
             keys.append(key)
         return keys
 
@@ -721,6 +752,29 @@ class _Merges:
                 self.cache.merged.clear()
 
 
+class _Union:
+    """One distinct count taken here: the HyperLogLogs read, unioned and counted."""
+
+    def __init__(self, into: Callable[[object], None]) -> None:
+        self.into = into
+        self.parts: list[Registers] = []
+
+    def add(self, key: str, keep: dict[str, Registers] | None, reply: object) -> None:
+        raw = reply if isinstance(reply, bytes) or reply is None else None
+        if raw is None and reply is not None:
+            raise HllFormatError(f"{key}: not a HyperLogLog string")
+        regs = registers(raw)
+        self.parts.append(regs)
+        if keep is not None and raw is not None:
+            keep[key] = regs
+
+    def finish(self) -> None:
+        self.into(count(union(self.parts)))
+
+
+_RAW = frozenset({"pfmerge", "get"})
+
+
 class _Batch:
     """One pipeline and the handler of each reply, in order."""
 
@@ -731,7 +785,13 @@ class _Batch:
     def read(
         self, command: str, *args: object, into: Callable[[object], None], **options: object
     ) -> None:
-        getattr(self.pipe, command)(*args, **options)
+        if command in _RAW and hasattr(self.pipe, "execute_command"):
+            # redis-py's cluster pipeline refuses PFMERGE by name, though all its keys
+            # share one slot here; sent as it is, it goes to that slot's node. A GET of
+            # a HyperLogLog asks for its bytes undecoded (NEVER_DECODE).
+            self.pipe.execute_command(command.upper(), *args, **options)
+        else:
+            getattr(self.pipe, command)(*args, **options)
         self.handlers.append(into)
 
     def execute(self) -> None:

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import msgspec
-import redis
-import redis.asyncio as aioredis
 
 from streams.aggregators import BatchDelta, ShardMemory, field
 from streams.common.keys import (
@@ -38,6 +36,7 @@ from streams.common.keys import (
     closed_writes,
 )
 from streams.common.timebuckets import Bucket, BucketClock, Granularity
+from streams.store.clients import AsyncClient, SyncClient
 
 log = logging.getLogger(__name__)
 
@@ -249,8 +248,8 @@ class RedisSink:
 
     def __init__(
         self,
-        client: aioredis.Redis,
-        writer: redis.Redis,
+        client: AsyncClient,
+        writer: SyncClient,
         layout: KeyLayout,
         clock: BucketClock,
         retention_s: dict[Granularity, int],
@@ -285,11 +284,12 @@ class RedisSink:
         """
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.sadd(self.layout.shards(), shard.id)
-            pipe.mget([self.layout.applied(shard), self.layout.watermark(shard)])
+            pipe.get(self.layout.applied(shard))  # not MGET: a cluster pipeline refuses it
+            pipe.get(self.layout.watermark(shard))
             for table in STATE_TABLES:
                 pipe.hgetall(self.layout.state(shard, table))
             pipe.exists(*self.layout.obsolete(shard))
-            _, (applied, watermark), *tables, obsolete = await pipe.execute()
+            _, applied, watermark, *tables, obsolete = await pipe.execute()
         decoded = {
             table: {_text(k): v for k, v in rows.items()}
             for table, rows in zip(STATE_TABLES, tables, strict=True)

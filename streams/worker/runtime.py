@@ -5,9 +5,6 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-import redis
-import redis.asyncio as aioredis
-
 from streams.aggregators import AggregatorConfig, KpiAggregator
 from streams.common.keys import KeyLayout
 from streams.common.settings import Settings, topic_kinds
@@ -16,6 +13,7 @@ from streams.ingest.events import DecodeLimits, TopicKind
 from streams.kpi.scorecard import load as load_scorecard
 from streams.metrics.collector import KpiCollector
 from streams.metrics.families import FamilyBuilder
+from streams.store.clients import AsyncClient, SyncClient, async_client, is_cluster, sync_client
 from streams.store.reader import Labels, ReadClient, StoreReader
 from streams.store.sink import RedisSink
 from streams.worker.pipeline import BatchProcessor, DeadLetters
@@ -78,21 +76,21 @@ def aggregator(settings: Settings) -> KpiAggregator:
     )
 
 
-def async_redis(settings: Settings) -> aioredis.Redis:
+def async_redis(settings: Settings) -> AsyncClient:
     """Client for the worker and replay; time-outs so an outage is noticed."""
-    return aioredis.Redis.from_url(
+    return async_client(
         settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15
     )
 
 
-def sync_redis(settings: Settings) -> redis.Redis:
+def sync_redis(settings: Settings) -> SyncClient:
     """Client for the exporter; short time-outs so a scrape never hangs.
 
     RESP2: sorted-set replies with scores come as flat pairs, which redis-py decodes
     faster than RESP3's (it re-encodes each RESP3 score before casting it); replies
     decoded to text by hiredis, in C, rather than member by member by the reader.
     """
-    return redis.Redis.from_url(
+    return sync_client(
         settings.redis_url,
         socket_timeout=2,
         socket_connect_timeout=2,
@@ -101,15 +99,15 @@ def sync_redis(settings: Settings) -> redis.Redis:
     )
 
 
-def redis_writer(settings: Settings) -> redis.Redis:
+def redis_writer(settings: Settings) -> SyncClient:
     """Blocking client for the sink's applies (run in worker threads); time-outs as above."""
-    return redis.Redis.from_url(
+    return sync_client(
         settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15
     )
 
 
 def batch_processor(
-    settings: Settings, client: aioredis.Redis, dead_letters: DeadLetters
+    settings: Settings, client: AsyncClient, dead_letters: DeadLetters
 ) -> BatchProcessor:
     """Decoder, aggregator and sink wired together (the sink's writer is made here)."""
     agg = aggregator(settings)
@@ -127,7 +125,7 @@ def batch_processor(
     )
 
 
-def kpi_collector(settings: Settings, client: redis.Redis | None = None) -> KpiCollector:
+def kpi_collector(settings: Settings, client: SyncClient | None = None) -> KpiCollector:
     """The exporter's collector, reading Redis at scrape time."""
     return KpiCollector(
         store_reader(settings, client or sync_redis(settings)),
@@ -151,6 +149,7 @@ def store_reader(settings: Settings, client: ReadClient) -> StoreReader:
         {topic: TopicKind(kind) for topic, kind in topic_kinds(settings).items()},
         top_n=settings.top_n,
         exit_min_views=settings.exit_min_views,
+        union_here=is_cluster(client),
     )
 
 
