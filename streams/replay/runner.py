@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
 from streams.aggregators import BatchDelta
+from streams.common.errors import SinkError
 from streams.common.keys import Shard
 from streams.ingest.events import Rejection, TopicKind
 from streams.replay.sources import Progress, SourceRecord
@@ -49,8 +50,19 @@ class Processor(Protocol):
 
 
 def count_outcomes(report: ReplayReport, outcomes: Iterable[BatchOutcome]) -> None:
-    """Add finished batches to the report."""
+    """Add finished batches to the report.
+
+    Raises :class:`~streams.common.errors.SinkError` when Redis lost writes this replay
+    had applied (its offsets are behind a batch): run the replay again, what Redis
+    still holds is skipped.
+    """
     for outcome in outcomes:
+        if outcome.rewind_to is not None:
+            raise SinkError(
+                f"Redis lost writes this replay had applied (it holds records up to "
+                f"{outcome.rewind_to - 1} of a source): run the same replay again; what "
+                "Redis still holds is skipped"
+            )
         report.applied += outcome.fresh
         report.skipped += outcome.skipped
         report.late += outcome.late

@@ -99,16 +99,26 @@ async def consume(
     from Redis are retried inside the processor; anything else propagates with
     the fetch uncommitted.
     """
+    rewinding: dict[TopicPartition, int] = {}
+    """Partitions sought back to where Redis's applied offset ends, and that offset."""
 
     async def apply(
-        tp: TopicPartition, messages: Sequence[Any], before: asyncio.Task[int] | None
-    ) -> int:
+        tp: TopicPartition, messages: Sequence[Any], before: asyncio.Task[int | None] | None
+    ) -> int | None:
         if before is not None:
             await before  # the partition's previous batch first
+        target = rewinding.get(tp)
+        if target is not None:
+            if messages[0].offset != target:
+                return None  # fetched before the seek; read again after it
+            del rewinding[tp]
         shard = Shard(tp.topic, tp.partition)
         records = [Record(m.offset, m.value or b"") for m in messages]
         started = time.perf_counter()
-        await processor.process(shard, records)
+        outcome = await processor.process(shard, records)
+        if outcome.rewind_to is not None:
+            rewinding[tp] = await _seek_back(consumer, processor, tp, outcome.rewind_to)
+            return None
         if observer is not None:
             observer.observe_batch(shard, len(records), time.perf_counter() - started)
             highwater = _highwater(consumer, tp)
@@ -118,8 +128,8 @@ async def consume(
         return records[-1].offset + 1
 
     within_ms = int(settings.batch_within_seconds * 1000)
-    previous: dict[TopicPartition, asyncio.Task[int]] = {}
-    current: dict[TopicPartition, asyncio.Task[int]] = {}
+    previous: dict[TopicPartition, asyncio.Task[int | None]] = {}
+    current: dict[TopicPartition, asyncio.Task[int | None]] = {}
     fetched = 0
     try:
         while batches is None or fetched < batches:
@@ -160,14 +170,40 @@ async def _fetch(
     return found
 
 
+async def _seek_back(
+    consumer: AIOKafkaConsumer, processor: BatchProcessor, tp: TopicPartition, offset: int
+) -> int:
+    """Read ``tp`` again from ``offset`` (or its first retained offset); where it reads from.
+
+    Offsets before the partition's first retained one are gone: the processor is told
+    to apply from there, after logging what is lost.
+    """
+    first = int((await consumer.beginning_offsets([tp]))[tp])
+    target = max(offset, first)
+    if first > offset:
+        processor.accept_gap(Shard(tp.topic, tp.partition), first)
+    log.warning("%s-%d: reading again from offset %d", tp.topic, tp.partition, target)
+    consumer.seek(tp, target)
+    return target
+
+
 async def _settle_and_commit(
-    consumer: AIOKafkaConsumer, tasks: Mapping[TopicPartition, asyncio.Task[int]]
+    consumer: AIOKafkaConsumer, tasks: Mapping[TopicPartition, asyncio.Task[int | None]]
 ) -> None:
-    """Wait for a fetch's batches (raising the first error), then commit past them."""
+    """Wait for a fetch's batches (raising the first error), then commit past them.
+
+    A partition sought back commits nothing for this fetch.
+    """
     if not tasks:
         return
     ends = await asyncio.gather(*tasks.values())
-    done = {tp: OffsetAndMetadata(end, "") for tp, end in zip(tasks, ends, strict=True)}
+    done = {
+        tp: OffsetAndMetadata(end, "")
+        for tp, end in zip(tasks, ends, strict=True)
+        if end is not None
+    }
+    if not done:
+        return
     try:
         await consumer.commit(done)
     except (CommitFailedError, KafkaError) as exc:

@@ -48,6 +48,9 @@ class BatchOutcome:
     attempts: int
     late: int = 0
     too_late: int = 0
+    rewind_to: int | None = None
+    """Set when the batch starts past the stored offset + 1: Redis lost acknowledged
+    writes. Nothing was applied; the input should be read again from this offset."""
 
 
 class DeadLetters(Protocol):
@@ -131,10 +134,18 @@ class BatchProcessor:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self._stored: dict[Shard, StoredShard] = {}
+        self._gaps_accepted: dict[Shard, int] = {}
 
     def forget(self, shard: Shard) -> None:
         """Drop the cached state of a shard (after a rebalance takes it away)."""
         self._stored.pop(shard, None)
+
+    def accept_gap(self, shard: Shard, resume_at: int) -> None:
+        """Apply ``shard``'s next batch starting at ``resume_at`` despite a gap before it.
+
+        For offsets no longer anywhere: not in Redis and past the input's retention.
+        """
+        self._gaps_accepted[shard] = resume_at
 
     async def process(self, shard: Shard, records: Sequence[Record]) -> BatchOutcome:
         """Apply ``records`` (one shard, ascending offsets) exactly once."""
@@ -197,7 +208,7 @@ class BatchProcessor:
             prepared = await self._prepare(shard, records, stored, published, refused)
             if isinstance(prepared, BatchOutcome):
                 self._stored[shard] = stored
-                return BatchOutcome(0, prepared.skipped, 0, attempts)
+                return BatchOutcome(0, prepared.skipped, 0, attempts, rewind_to=prepared.rewind_to)
             outcome = await self._apply(prepared)
             if outcome.applied:
                 return prepared.outcome(attempts)
@@ -229,9 +240,20 @@ class BatchProcessor:
         applied = stored.applied_offset
         fresh = [r for r in records if applied is None or r.offset > applied]
         if applied is not None and fresh and fresh[0].offset > applied + 1:
+            if self._gaps_accepted.pop(shard, None) != fresh[0].offset:
+                # Acknowledged but not in Redis: a hard crash with appendfsync everysec,
+                # an asynchronous replica promoted. Kafka still has them: read them again.
+                log.warning(
+                    "shard %s: offsets %d..%d were acknowledged but are not in Redis "
+                    "(Redis lost writes); reading them again",
+                    shard.id,
+                    applied + 1,
+                    fresh[0].offset - 1,
+                )
+                return BatchOutcome(0, 0, 0, 0, rewind_to=applied + 1)
             log.error(
-                "shard %s: offsets %d..%d were acknowledged but are not in Redis (did Redis "
-                "lose writes?); replay that range with `kpi replay --kafka-topic`",
+                "shard %s: offsets %d..%d are neither in Redis nor in the input any more; "
+                "their events are not counted",
                 shard.id,
                 applied + 1,
                 fresh[0].offset - 1,

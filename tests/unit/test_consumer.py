@@ -10,7 +10,7 @@ from aiokafka.errors import CommitFailedError
 from streams.common.keys import Shard
 from streams.common.settings import Settings
 from streams.worker.consumer import _fetch, consume
-from streams.worker.pipeline import Record
+from streams.worker.pipeline import BatchOutcome, Record
 
 
 @dataclass
@@ -48,10 +48,11 @@ class FakeProcessor:
         self.log = log
         self.fail_on = fail_on
 
-    async def process(self, shard: Shard, records: list[Record]) -> None:
+    async def process(self, shard: Shard, records: list[Record]) -> BatchOutcome:
         if shard.topic == self.fail_on:
             raise RuntimeError("boom")
         self.log.append(("apply", shard.topic, shard.partition, [r.offset for r in records]))
+        return BatchOutcome(len(records), 0, 0, 1)
 
 
 class Observer:
