@@ -24,6 +24,7 @@ import pytest
 import redis
 
 from loadtest.generator import Produced, produce
+from streams.store.clients import sync_client
 from streams.views.promql import PrometheusClient
 from tests.integration.clock import Clock, placed
 
@@ -100,6 +101,67 @@ def stack(
         yield stack
     finally:
         subprocess.run([str(STACK), "down"], env=env, check=False, timeout=120)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The session's Redis Cluster: 3 masters and 3 replicas on ``ports``."""
+
+    stack: Stack
+    ports: tuple[int, ...]
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**self.stack.env, "KPI_REDIS_CLUSTER_PORT": str(self.ports[0])}
+
+    def pid(self, port: int) -> int:
+        index = self.ports.index(port)
+        return int(
+            (Path(self.stack.env["KPI_STACK_DIR"]) / f"redis-cluster-{index}.pid").read_text()
+        )
+
+    def up(self) -> None:
+        """Start what is not running; wait until every master has a replica again."""
+        subprocess.run([str(STACK), "up", "redis-cluster"], env=self.env, check=True, timeout=180)
+
+
+def _free_run(count: int) -> int:
+    """A first port with ``count`` free ports after it, and their cluster bus ports."""
+    for _ in range(200):
+        first = 20_000 + int.from_bytes(os.urandom(2), "big") % 30_000
+        ports = [first + i for i in range(count)] + [first + 10_000 + i for i in range(count)]
+        if all(_port_free(port) for port in ports):
+            return first
+    raise RuntimeError("no run of free ports for the Redis Cluster")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(stack: Stack, measure: Callable[[str, str], None]) -> Iterator[Cluster]:
+    """A Redis Cluster (``ops/stack.sh up redis-cluster``) on free ports, once per session."""
+    first = _free_run(6)
+    cluster = Cluster(stack, tuple(range(first, first + 6)))
+    started = time.perf_counter()
+    cluster.up()
+    measure("stack: seconds to bring the Redis Cluster up", f"{time.perf_counter() - started:.1f}")
+    try:
+        yield cluster
+    finally:
+        subprocess.run(
+            [str(STACK), "down", "redis-cluster"], env=cluster.env, check=False, timeout=120
+        )
 
 
 @pytest.fixture
@@ -261,7 +323,7 @@ class Pipeline:
             for partition, offset in offsets.items():
                 last[(self.topic_of(kind), partition)] = offset
         deadline = time.monotonic() + timeout_s
-        client = self.stack.redis()
+        client = self.redis()
         pending = list(last)
         while time.monotonic() < deadline:
             pending = [
@@ -277,8 +339,19 @@ class Pipeline:
             time.sleep(0.2)
         pytest.fail(f"offsets not applied in {timeout_s}s: {pending}")
 
+    def redis(self) -> Any:
+        """A client of the Redis this pipeline writes to (one node or the cluster)."""
+        return sync_client(self.env["KPI_REDIS_URL"], decode_responses=True)
+
+    def applied_offsets_or_none(self, partition: int) -> int | None:
+        """The clickstream partition's applied offset; None while Redis cannot answer."""
+        try:
+            return self.applied_offsets().get(partition)
+        except redis.RedisError:
+            return None
+
     def applied_offsets(self) -> dict[int, int]:
-        client = self.stack.redis()
+        client = self.redis()
         out = {}
         for raw in client.smembers(f"{self.prefix}:shards"):
             topic, _, partition = str(raw).rpartition(".")
@@ -328,6 +401,16 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(stack: Stack, clock: Clock) -> Iterator[Pipeline]:
+    yield from _pipeline(stack, clock, stack.redis_url)
+
+
+@pytest.fixture
+def cluster_pipeline(stack: Stack, clock: Clock, redis_cluster: Cluster) -> Iterator[Pipeline]:
+    """A pipeline whose worker, exporter and replay write to the Redis Cluster."""
+    yield from _pipeline(stack, clock, redis_cluster.url)
+
+
+def _pipeline(stack: Stack, clock: Clock, redis_url: str) -> Iterator[Pipeline]:
     tag = uuid.uuid4().hex[:8]
     topic = f"clicks-{tag}"
     prefix = f"t{tag}"
@@ -346,7 +429,7 @@ def pipeline(stack: Stack, clock: Clock) -> Iterator[Pipeline]:
         env.pop(name, None)
     env.update(
         KPI_KAFKA_BOOTSTRAP=stack.kafka,
-        KPI_REDIS_URL=stack.redis_url,
+        KPI_REDIS_URL=redis_url,
         KPI_REDIS_PREFIX=prefix,
         KPI_CLICKSTREAM_TOPIC=topic,
         KPI_ORDERS_TOPIC=f"{topic}-orders",
