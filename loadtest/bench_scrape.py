@@ -2,7 +2,8 @@
 
 A day (24 hours ending now) of generated shop traffic on all four topics is applied to
 Redis through the worker's own batch processor, four partitions per topic (partitioned
-by message key, as Kafka would). Then this commit's ``kpi exporter`` and, with
+by message key, as Kafka would), with the CPU time each Redis master spent per message
+(``INFO cpu``; every master of a cluster). Then this commit's ``kpi exporter`` and, with
 ``--previous REV``, the exporter of another commit (a temporary git worktree) read the
 same keys; they are scraped in alternating rounds over HTTP, request to last byte, so
 both see the same machine load. Prints series per scrape, median and p99 per contender
@@ -22,8 +23,7 @@ import uuid
 import zlib
 from collections import defaultdict
 from pathlib import Path
-
-import redis
+from typing import Any
 
 from loadtest.shop_generator import generate_shop
 from loadtest.throughput.common import median, percentile
@@ -31,6 +31,7 @@ from loadtest.throughput.exporter import Exporter, fetch
 from loadtest.throughput.previous import previous_checkout
 from streams.common.keys import Shard
 from streams.common.settings import Settings
+from streams.store.clients import is_cluster, sync_client
 from streams.worker.pipeline import DeadLetterList, Record
 from streams.worker.runtime import async_redis, batch_processor
 
@@ -66,6 +67,20 @@ async def apply_day(settings: Settings, visitors: int, seed: int) -> tuple[int, 
     return sum(len(v) for v in per_shard.values()), time.perf_counter() - started
 
 
+def redis_cpu_s(client: Any) -> dict[str, float]:
+    """CPU seconds (user + system) each master has used, by address."""
+    if is_cluster(client):
+        nodes = {f"{n.host}:{n.port}": n.redis_connection for n in client.get_primaries()}
+    else:
+        kwargs = client.connection_pool.connection_kwargs
+        nodes = {f"{kwargs.get('host')}:{kwargs.get('port')}": client}
+    out = {}
+    for name, node in nodes.items():
+        info = node.info("cpu")
+        out[name] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    return out
+
+
 def main() -> int:
     """Apply the day, scrape both exporters in turns, print the table."""
     parser = argparse.ArgumentParser(
@@ -79,9 +94,17 @@ def main() -> int:
     prefix = f"scrape{uuid.uuid4().hex[:6]}"
     env = {k: v for k, v in os.environ.items() if k.startswith("KPI_")}
     settings = Settings.from_env({**env, "KPI_REDIS_PREFIX": prefix})
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings.redis_url)
+    cpu_before = redis_cpu_s(client)
     applied, seconds = asyncio.run(apply_day(settings, args.visitors, args.seed))
+    cpu = {k: v - cpu_before.get(k, 0.0) for k, v in redis_cpu_s(client).items()}
     print(f"applied {applied:,} messages of one day in {seconds:.0f} s ({PARTITIONS} partitions)")
+    print(f"{'Redis master':<24}{'CPU s':>8}{'µs per message':>16}")
+    for node, used in sorted(cpu.items()):
+        print(f"{node:<24}{used:>8.1f}{used / applied * 1e6:>16.1f}")
+    if len(cpu) > 1:
+        total = sum(cpu.values())
+        print(f"{'all masters':<24}{total:>8.1f}{total / applied * 1e6:>16.1f}")
     timings: dict[str, list[float]] = defaultdict(list)
     series: dict[str, int] = {}
     try:
@@ -111,7 +134,7 @@ def main() -> int:
                     other.__exit__()
     finally:
         for key in client.scan_iter(f"{prefix}:*", count=10_000):
-            client.delete(key)
+            client.delete(key)  # one key at a time: a cluster refuses DEL across slots
     print(f"{'exporter':<32}{'series':>8}{'scrapes':>9}{'median ms':>11}{'p99 ms':>9}")
     for name, values in timings.items():
         print(
