@@ -179,7 +179,7 @@ node_ping() { [[ $(redis-cli -p "$1" ping 2>/dev/null) == PONG ]]; }
 
 cluster_ok() {  # every slot served, and every master has its replica
   redis-cli -p "$REDIS_CLUSTER_PORT" cluster info 2>/dev/null | grep -q 'cluster_state:ok' \
-    && [[ $(redis-cli -p "$REDIS_CLUSTER_PORT" cluster nodes 2>/dev/null | grep -c ' slave ') -eq $((REDIS_CLUSTER_NODES / 2)) ]]
+    && [[ $(redis-cli -p "$REDIS_CLUSTER_PORT" cluster nodes 2>/dev/null | awk '$3 ~ /slave/' | wc -l) -eq $((REDIS_CLUSTER_NODES / 2)) ]]
 }
 
 start_redis_cluster() {  # six nodes with cluster-enabled; the cluster is created once
@@ -200,7 +200,8 @@ start_redis_cluster() {  # six nodes with cluster-enabled; the cluster is create
   for (( i = 0; i < REDIS_CLUSTER_NODES; i++ )); do
     port=$((REDIS_CLUSTER_PORT + i))
     wait_until 30 "redis node $port" node_ping "$port" \
-      || die "redis node $port did not answer PING in 30s (log: $STACK_DIR/redis-cluster/$port/redis.log)"
+      || { tail -n 20 "$STACK_DIR/redis-cluster/$port/redis.log" >&2
+           die "redis node $port did not answer PING in 30s (log: $STACK_DIR/redis-cluster/$port/redis.log)"; }
   done
   if ! cluster_ok; then
     if [[ $(redis-cli -p "$REDIS_CLUSTER_PORT" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p') -le 1 ]]; then
@@ -208,7 +209,8 @@ start_redis_cluster() {  # six nodes with cluster-enabled; the cluster is create
       redis-cli --cluster create "${addresses[@]}" --cluster-replicas 1 --cluster-yes >/dev/null \
         || die "redis-cli --cluster create failed"
     fi
-    wait_until 60 "redis cluster" cluster_ok || die "the redis cluster is not ok after 60s"
+    wait_until 60 "redis cluster" cluster_ok \
+      || { redis-cli -p "$REDIS_CLUSTER_PORT" cluster nodes >&2; die "the redis cluster is not ok after 60s"; }
   fi
   log "redis cluster ok on 127.0.0.1:$REDIS_CLUSTER_PORT-$((REDIS_CLUSTER_PORT + REDIS_CLUSTER_NODES - 1))"
 }

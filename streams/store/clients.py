@@ -2,11 +2,13 @@
 
 ``KPI_REDIS_URL`` is a redis-py URL for one node (``redis://host:port/0``,
 ``rediss://`` with TLS) or, for a cluster, the same with ``+cluster`` after the scheme
-(``redis+cluster://host:port``, ``rediss+cluster://host:port``): any node of the
-cluster, which tells the client the others (``CLUSTER SLOTS``). A cluster has only
-database 0. redis-py's cluster client sends each command to the node that owns its
-key's slot and follows ``MOVED`` and ``ASK`` redirections when a slot moves
-(resharding, a replica promoted after its master failed).
+and one or more of its nodes (``redis+cluster://host:port``,
+``rediss+cluster://user:password@host1:port1,host2:port2``): the client asks the first
+that answers for the others (``CLUSTER SLOTS``), so naming several lets a client start
+while one of them is down. A cluster has only database 0. redis-py's cluster client
+sends each command to the node that owns its key's slot and follows ``MOVED`` and
+``ASK`` redirections when a slot moves (resharding, a replica promoted after its master
+failed).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any, TypeAlias
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
 
 from streams.common.errors import SettingsError
 
@@ -26,18 +29,27 @@ SyncClient: TypeAlias = redis.Redis | RedisCluster
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
-def cluster_address(url: str) -> str | None:
-    """The redis-py URL of a cluster address (``redis+cluster://...``), else None.
+def cluster_address(url: str) -> tuple[str, list[tuple[str, int]]] | None:
+    """A cluster address as its first node's redis-py URL and the others' (host, port).
 
-    Raises :class:`SettingsError` for a cluster address naming a database other than 0.
+    None for a one-node address. Raises :class:`SettingsError` for a database other than
+    0 or a node without a port.
     """
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in _CLUSTER_SCHEMES:
         return None
-    host, _, database = rest.partition("/")
+    location, _, database = rest.partition("/")
     if database not in ("", "0"):
         raise SettingsError(f"a Redis Cluster has only database 0, not {database!r}: {url}")
-    return f"{_CLUSTER_SCHEMES[scheme]}://{host}"
+    credentials, at, hosts = location.rpartition("@")
+    nodes = []
+    for node in hosts.split(","):
+        host, colon, port = node.rpartition(":")
+        if not colon or not host or not port.isdigit():
+            raise SettingsError(f"a Redis Cluster node needs host:port, not {node!r}: {url}")
+        nodes.append((host, int(port)))
+    first = f"{_CLUSTER_SCHEMES[scheme]}://{credentials}{at}{nodes[0][0]}:{nodes[0][1]}"
+    return first, nodes[1:]
 
 
 def async_client(url: str, **options: Any) -> AsyncClient:
@@ -45,7 +57,11 @@ def async_client(url: str, **options: Any) -> AsyncClient:
     address = cluster_address(url)
     if address is None:
         return aioredis.Redis.from_url(url, **options)
-    return AsyncRedisCluster.from_url(address, **_cluster_options(options))
+    first, others = address
+    nodes = [AsyncClusterNode(host, port) for host, port in others]
+    return AsyncRedisCluster.from_url(
+        first, **_cluster_options(options), **({"startup_nodes": nodes} if nodes else {})
+    )
 
 
 def sync_client(url: str, **options: Any) -> SyncClient:
@@ -53,7 +69,11 @@ def sync_client(url: str, **options: Any) -> SyncClient:
     address = cluster_address(url)
     if address is None:
         return redis.Redis.from_url(url, **options)
-    return RedisCluster.from_url(address, **_cluster_options(options))
+    first, others = address
+    nodes = [ClusterNode(host, port) for host, port in others]  # type: ignore[no-untyped-call]
+    return RedisCluster.from_url(
+        first, **_cluster_options(options), **({"startup_nodes": nodes} if nodes else {})
+    )
 
 
 def is_cluster(client: object) -> bool:

@@ -112,7 +112,7 @@ class Cluster:
 
     @property
     def url(self) -> str:
-        return f"redis+cluster://127.0.0.1:{self.ports[0]}"
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
 
     @property
     def env(self) -> dict[str, str]:
@@ -347,7 +347,7 @@ class Pipeline:
         """The clickstream partition's applied offset; None while Redis cannot answer."""
         try:
             return self.applied_offsets().get(partition)
-        except redis.RedisError:
+        except (redis.RedisError, redis.exceptions.RedisClusterException):
             return None
 
     def applied_offsets(self) -> dict[int, int]:
