@@ -21,28 +21,33 @@ import tempfile
 import time
 import uuid
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from loadtest.shop_generator import generate_shop
+from loadtest.shop_generator import ShopTraffic, generate_shop
 from loadtest.throughput.common import median, percentile
 from loadtest.throughput.exporter import Exporter, fetch
 from loadtest.throughput.previous import previous_checkout
 from streams.common.keys import Shard
 from streams.common.settings import Settings
 from streams.store.clients import is_cluster, sync_client
-from streams.worker.pipeline import DeadLetterList, Record
+from streams.worker.pipeline import BatchProcessor, DeadLetterList, Record
 from streams.worker.runtime import async_redis, batch_processor
 
 PARTITIONS = 4
 BATCH = 5_000
 
 
-async def apply_day(settings: Settings, visitors: int, seed: int) -> tuple[int, float]:
-    """Generate and apply the day; returns the messages applied and the seconds it took."""
-    now_ms = int(time.time() * 1000)
-    traffic = generate_shop(seed, now_ms - 86_400_000, 86_400 - 60, visitors)
+async def apply_traffic(
+    processor: BatchProcessor, traffic: ShopTraffic, settings: Settings, offsets: Counter[Shard]
+) -> int:
+    """Apply generated traffic as the worker would take it from Kafka; messages applied.
+
+    Each message goes to partition ``crc32(key) % PARTITIONS`` of its topic (Kafka's
+    keyed partitioning, up to the hash), in batches of ``BATCH``; ``offsets`` holds each
+    partition's next offset and is advanced, so traffic can be applied in parts.
+    """
     topics = {
         "clickstream": settings.clickstream_topic,
         "orders": settings.orders_topic,
@@ -53,18 +58,27 @@ async def apply_day(settings: Settings, visitors: int, seed: int) -> tuple[int, 
     for kind, messages in traffic.messages.items():
         for key, value in messages:
             per_shard[Shard(topics[kind], zlib.crc32(key) % PARTITIONS)].append(value)
+    for shard, values in per_shard.items():
+        for first in range(0, len(values), BATCH):
+            chunk = values[first : first + BATCH]
+            records = [Record(offsets[shard] + i, v) for i, v in enumerate(chunk)]
+            offsets[shard] += len(chunk)
+            await processor.process(shard, records)
+    return sum(len(v) for v in per_shard.values())
+
+
+async def apply_day(settings: Settings, visitors: int, seed: int) -> tuple[int, float]:
+    """Generate and apply the day; returns the messages applied and the seconds it took."""
+    now_ms = int(time.time() * 1000)
+    traffic = generate_shop(seed, now_ms - 86_400_000, 86_400 - 60, visitors)
     client = async_redis(settings)
     started = time.perf_counter()
     try:
         processor = batch_processor(settings, client, DeadLetterList())
-        for shard, values in per_shard.items():
-            for offset in range(0, len(values), BATCH):
-                chunk = values[offset : offset + BATCH]
-                records = [Record(offset + i, v) for i, v in enumerate(chunk)]
-                await processor.process(shard, records)
+        applied = await apply_traffic(processor, traffic, settings, Counter())
     finally:
         await client.aclose()
-    return sum(len(v) for v in per_shard.values()), time.perf_counter() - started
+    return applied, time.perf_counter() - started
 
 
 def redis_cpu_s(client: Any) -> dict[str, float]:

@@ -4,7 +4,8 @@ Generates each day of the two ISO weeks before ``--week``'s end (the week before
 the week itself) with the shop generator, a different number of visitors per day (a
 weekday pattern, weekends busier, the second week growing), applies them through the
 worker's batch processor to a fresh Redis prefix (four partitions per topic, keyed as
-Kafka would), then writes ``kpi report --week`` for that week from what was stored.
+Kafka would: ``loadtest.bench_scrape.apply_traffic``), then writes ``kpi report --week``
+for that week from what was stored.
 The README's picture is that report's HTML, drawn by a headless browser::
 
     KPI_SCORECARD_FILE=ops/scorecard.example.toml \
@@ -22,34 +23,26 @@ import asyncio
 import os
 import time
 import uuid
-import zlib
-from collections import defaultdict
+from collections import Counter
 from pathlib import Path
 
 import redis
 
+from loadtest.bench_scrape import apply_traffic
 from loadtest.shop_generator import generate_shop
 from streams.common.keys import Shard
 from streams.common.settings import Settings
 from streams.views.report import build, daily_snapshots, snapshot, week_bounds, write
-from streams.worker.pipeline import DeadLetterList, Record
+from streams.worker.pipeline import DeadLetterList
 from streams.worker.runtime import async_redis, batch_processor, kpi_collector
 
-PARTITIONS = 4
-BATCH = 5_000
 WEEKDAY_SHARE = (0.85, 0.8, 0.85, 0.9, 1.0, 1.3, 1.25)
 """Visitors of each weekday, Monday first, relative to the base."""
 
 
 async def apply_days(settings: Settings, week_start_s: int, base: int, growth: float) -> int:
     """Generate and apply the 14 days from a week before ``week_start_s``; messages applied."""
-    topics = {
-        "clickstream": settings.clickstream_topic,
-        "orders": settings.orders_topic,
-        "chat": settings.chat_topic,
-        "marketing": settings.marketing_topic,
-    }
-    offsets: defaultdict[Shard, int] = defaultdict(int)
+    offsets: Counter[Shard] = Counter()
     client = async_redis(settings)
     applied = 0
     try:
@@ -58,17 +51,7 @@ async def apply_days(settings: Settings, week_start_s: int, base: int, growth: f
             start_s = week_start_s - 7 * 86_400 + day * 86_400
             visitors = int(base * WEEKDAY_SHARE[day % 7] * (growth if day >= 7 else 1.0))
             traffic = generate_shop(100 + day, start_s * 1000, 86_400 - 60, visitors)
-            per_shard: defaultdict[Shard, list[bytes]] = defaultdict(list)
-            for kind, messages in traffic.messages.items():
-                for key, value in messages:
-                    per_shard[Shard(topics[kind], zlib.crc32(key) % PARTITIONS)].append(value)
-            for shard, values in per_shard.items():
-                for first in range(0, len(values), BATCH):
-                    chunk = values[first : first + BATCH]
-                    records = [Record(offsets[shard] + i, v) for i, v in enumerate(chunk)]
-                    offsets[shard] += len(chunk)
-                    await processor.process(shard, records)
-                    applied += len(chunk)
+            applied += await apply_traffic(processor, traffic, settings, offsets)
             print(f"day {day + 1:>2}/14: {visitors:,} visitors applied", flush=True)
     finally:
         await client.aclose()
