@@ -14,7 +14,16 @@
 #   KPI_KAFKA_CONTROLLER_PORT  KRaft controller port         (default: 19093)
 #   KPI_KAFKA_SASL_PORT        also listen with SASL/SCRAM-SHA-256 here (user KPI_KAFKA_SASL_USERNAME,
 #                              password KPI_KAFKA_SASL_PASSWORD; set when the data folder is new)
+#   KPI_KAFKA_SSL_PORT         also listen with TLS here (needs KPI_STACK_TLS_DIR)
+#   KPI_KAFKA_SASL_SSL_PORT    also listen with SASL/SCRAM-SHA-256 over TLS here (needs
+#                              KPI_STACK_TLS_DIR and the SASL user above)
 #   KPI_REDIS_PORT             Redis port                    (default: 16379)
+#   KPI_REDIS_TLS_PORT         Redis also listens with TLS here; client certificates are
+#                              optional, verified against the CA when given (needs KPI_STACK_TLS_DIR)
+#   KPI_REDIS_CLUSTER_TLS_PORT first TLS port of the cluster's six nodes (and the next five);
+#                              the nodes talk to each other over TLS (needs KPI_STACK_TLS_DIR)
+#   KPI_STACK_TLS_DIR          folder with ca.pem, server.pem and server-key.pem (PKCS#8,
+#                              unencrypted) for the TLS listeners; the tests generate one
 #   KPI_REDIS_CLUSTER_PORT     first port of the Redis Cluster's six nodes, 3 masters and
 #                              3 replicas, on this port and the next five (default: 17000);
 #                              the service's address: redis+cluster://127.0.0.1:17000/0
@@ -35,6 +44,11 @@ KAFKA_CONTROLLER_PORT="${KPI_KAFKA_CONTROLLER_PORT:-19093}"
 KAFKA_SASL_PORT="${KPI_KAFKA_SASL_PORT:-}"   # optional SASL_PLAINTEXT (SCRAM-SHA-256) listener
 KAFKA_SASL_USERNAME="${KPI_KAFKA_SASL_USERNAME:-kpi}"
 KAFKA_SASL_PASSWORD="${KPI_KAFKA_SASL_PASSWORD:-}"
+KAFKA_SSL_PORT="${KPI_KAFKA_SSL_PORT:-}"
+KAFKA_SASL_SSL_PORT="${KPI_KAFKA_SASL_SSL_PORT:-}"
+TLS_DIR="${KPI_STACK_TLS_DIR:-}"
+REDIS_TLS_PORT="${KPI_REDIS_TLS_PORT:-}"
+REDIS_CLUSTER_TLS_PORT="${KPI_REDIS_CLUSTER_TLS_PORT:-}"
 REDIS_PORT="${KPI_REDIS_PORT:-16379}"
 REDIS_CLUSTER_PORT="${KPI_REDIS_CLUSTER_PORT:-17000}"
 REDIS_CLUSTER_NODES=6
@@ -119,6 +133,29 @@ start_kafka() {
     protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
     scram=(--add-scram "SCRAM-SHA-256=[name=$KAFKA_SASL_USERNAME,password=$KAFKA_SASL_PASSWORD]")
   fi
+  local tls_props=""
+  if [[ -n $KAFKA_SSL_PORT || -n $KAFKA_SASL_SSL_PORT ]]; then
+    need_tls_dir
+    # A PEM key store: the unencrypted PKCS#8 key followed by the certificate.
+    cat "$TLS_DIR/server-key.pem" "$TLS_DIR/server.pem" > "$dir/keystore.pem"
+    tls_props="ssl.keystore.type=PEM
+ssl.keystore.location=$dir/keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+ssl.client.auth=none"
+  fi
+  if [[ -n $KAFKA_SSL_PORT ]]; then
+    listeners+=",SSL://127.0.0.1:$KAFKA_SSL_PORT"
+    advertised+=",SSL://127.0.0.1:$KAFKA_SSL_PORT"
+    protocols+=",SSL:SSL"
+  fi
+  if [[ -n $KAFKA_SASL_SSL_PORT ]]; then
+    [[ -n $KAFKA_SASL_PASSWORD ]] || die "KPI_KAFKA_SASL_SSL_PORT needs KPI_KAFKA_SASL_PASSWORD"
+    listeners+=",SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT"
+    advertised+=",SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT"
+    protocols+=",SASL_SSL:SASL_SSL"
+    scram=(--add-scram "SCRAM-SHA-256=[name=$KAFKA_SASL_USERNAME,password=$KAFKA_SASL_PASSWORD]")
+  fi
   cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
@@ -130,6 +167,8 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=$protocols
 sasl.enabled.mechanisms=SCRAM-SHA-256
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+$tls_props
 log.dirs=$dir/data
 num.partitions=4
 offsets.topic.replication.factor=1
@@ -166,11 +205,30 @@ start_redis() {
   port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by another process (set KPI_REDIS_PORT)"
   local dir="$STACK_DIR/redis"
   mkdir -p "$dir"
-  log "starting redis on 127.0.0.1:$REDIS_PORT"
+  local tls=()
+  if [[ -n $REDIS_TLS_PORT ]]; then
+    need_tls_dir
+    tls=(--tls-port "$REDIS_TLS_PORT" $(redis_tls_args))
+  fi
+  log "starting redis on 127.0.0.1:$REDIS_PORT${REDIS_TLS_PORT:+ (TLS on $REDIS_TLS_PORT)}"
   nohup redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$dir" --save "" \
-    --appendonly yes --appendfsync everysec --daemonize no --logfile "$dir/redis.log" >/dev/null 2>&1 &
+    --appendonly yes --appendfsync everysec --daemonize no --logfile "$dir/redis.log" \
+    "${tls[@]}" >/dev/null 2>&1 &
   echo $! > "$STACK_DIR/redis.pid"
   wait_until 30 redis redis_ping || die "redis did not answer PING in 30s (log: $dir/redis.log)"
+}
+
+need_tls_dir() {
+  [[ -n $TLS_DIR ]] || die "a TLS port needs KPI_STACK_TLS_DIR (ca.pem, server.pem, server-key.pem)"
+  local f
+  for f in ca.pem server.pem server-key.pem; do
+    [[ -r $TLS_DIR/$f ]] || die "cannot read $TLS_DIR/$f (KPI_STACK_TLS_DIR)"
+  done
+}
+
+redis_tls_args() {  # server certificate; client certificates optional, checked against the CA
+  echo --tls-cert-file "$TLS_DIR/server.pem" --tls-key-file "$TLS_DIR/server-key.pem" \
+    --tls-ca-cert-file "$TLS_DIR/ca.pem" --tls-auth-clients optional
 }
 
 redis_ping() { [[ $(redis-cli -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
@@ -183,18 +241,30 @@ cluster_ok() {  # every slot served, and every master has its replica
 }
 
 start_redis_cluster() {  # six nodes with cluster-enabled; the cluster is created once
-  local i port dir addresses=()
+  local i port dir addresses=() tls create_tls=()
+  [[ -z $REDIS_CLUSTER_TLS_PORT ]] || need_tls_dir
   for (( i = 0; i < REDIS_CLUSTER_NODES; i++ )); do
     port=$((REDIS_CLUSTER_PORT + i))
-    addresses+=("127.0.0.1:$port")
+    if [[ -n $REDIS_CLUSTER_TLS_PORT ]]; then
+      addresses+=("127.0.0.1:$((REDIS_CLUSTER_TLS_PORT + i))")
+      create_tls=(--tls --cacert "$TLS_DIR/ca.pem")
+    else
+      addresses+=("127.0.0.1:$port")
+    fi
     if [[ -n $(pid_of "redis-cluster-$i") ]]; then continue; fi
     port_open "$port" && die "port $port is taken by another process (set KPI_REDIS_CLUSTER_PORT)"
     dir="$STACK_DIR/redis-cluster/$port"
     mkdir -p "$dir"
+    tls=()
+    if [[ -n $REDIS_CLUSTER_TLS_PORT ]]; then
+      # Clients may use either port (each is told the other nodes' ports of its own
+      # kind); the nodes' bus and replication go over TLS.
+      tls=(--tls-port "$((REDIS_CLUSTER_TLS_PORT + i))" $(redis_tls_args) --tls-cluster yes --tls-replication yes)
+    fi
     nohup redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save "" \
       --appendonly yes --appendfsync everysec --cluster-enabled yes \
       --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
-      --daemonize no --logfile "$dir/redis.log" >/dev/null 2>&1 &
+      --daemonize no --logfile "$dir/redis.log" "${tls[@]}" >/dev/null 2>&1 &
     echo $! > "$STACK_DIR/redis-cluster-$i.pid"
   done
   for (( i = 0; i < REDIS_CLUSTER_NODES; i++ )); do
@@ -206,7 +276,7 @@ start_redis_cluster() {  # six nodes with cluster-enabled; the cluster is create
   if ! cluster_ok; then
     if [[ $(redis-cli -p "$REDIS_CLUSTER_PORT" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p') -le 1 ]]; then
       log "creating the redis cluster (3 masters, 3 replicas) on ${addresses[*]}"
-      redis-cli --cluster create "${addresses[@]}" --cluster-replicas 1 --cluster-yes >/dev/null \
+      redis-cli "${create_tls[@]}" --cluster create "${addresses[@]}" --cluster-replicas 1 --cluster-yes >/dev/null \
         || die "redis-cli --cluster create failed"
     fi
     wait_until 60 "redis cluster" cluster_ok \
@@ -288,6 +358,6 @@ case $cmd in
     stop_redis_cluster
     rm -rf "$STACK_DIR"; log "removed $STACK_DIR" ;;
   -h|--help|help)
-    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command $cmd (up, down, status, purge)" ;;
 esac

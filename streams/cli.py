@@ -133,7 +133,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+# What each command connects to, checked for TLS certificates before it starts.
+_CONNECTS = {
+    "worker": (True, True),
+    "exporter": (False, True),
+    "backfill": (False, True),
+    "report": (False, True),
+}
+
+
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    kafka, redis = _CONNECTS.get(args.command, (False, False))
+    if args.command == "replay":
+        kafka, redis = bool(args.kafka_topic), not args.dry_run
+    if kafka or redis:
+        from streams.worker.runtime import preflight
+
+        preflight(settings, kafka=kafka, redis=redis)
     if args.command in ("worker", "replay"):
         from streams.worker.runtime import tune_gc_for_batches
 
@@ -258,9 +274,6 @@ def run_exporter(settings: Settings) -> int:
         tls_key=settings.exporter_tls_key,
         user=settings.exporter_basic_auth_user,
         password=settings.exporter_basic_auth_password,
-    )
-    log.info(
-        "exporter serving http://%s:%d/metrics", settings.exporter_host, settings.exporter_port
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

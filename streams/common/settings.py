@@ -47,7 +47,12 @@ class Settings:
     kafka_sasl_username: str = ""
     kafka_sasl_password: str = dataclasses.field(default="", repr=False)
     kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
     redis_url: str = "redis://127.0.0.1:16379/0"
+    redis_tls_cafile: str = ""
+    redis_tls_certfile: str = ""
+    redis_tls_keyfile: str = ""
     redis_prefix: str = "kpi"
     clickstream_topic: str = "clickstream"
     orders_topic: str = "orders"
@@ -141,6 +146,19 @@ class Settings:
             raise SettingsError(
                 f"{env_name('kafka_sasl_mechanism')} must be one of {', '.join(mechanisms)}"
             )
+        tls_files = (self.redis_tls_cafile, self.redis_tls_certfile, self.redis_tls_keyfile)
+        if any(tls_files) and not self.redis_url.startswith("rediss"):
+            raise SettingsError(
+                f"{env_name('redis_tls_cafile')}, _CERTFILE or _KEYFILE is set but "
+                f"{env_name('redis_url')} is not a TLS address (rediss:// or rediss+cluster://)"
+            )
+        kafka_files = (self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+        if any(kafka_files) and not self.kafka_security_protocol.endswith("SSL"):
+            raise SettingsError(
+                f"{env_name('kafka_ssl_cafile')}, _CERTFILE or _KEYFILE is set but "
+                f"{env_name('kafka_security_protocol')} is {self.kafka_security_protocol}, "
+                f"not SSL or SASL_SSL"
+            )
         for name in ("channels", "page_types", "devices", "campaigns"):
             values = getattr(self, name)
             if "other" not in values:
@@ -193,6 +211,13 @@ STACK_ONLY_VARIABLES = frozenset(
         "KPI_PROMETHEUS_PORT",
         "KPI_SCRAPE_INTERVAL",
         "KPI_CACHE_DIR",
+        "KPI_KAFKA_SASL_PORT",
+        "KPI_KAFKA_SSL_PORT",
+        "KPI_KAFKA_SASL_SSL_PORT",
+        "KPI_REDIS_TLS_PORT",
+        "KPI_REDIS_CLUSTER_PORT",
+        "KPI_REDIS_CLUSTER_TLS_PORT",
+        "KPI_STACK_TLS_DIR",
     }
 )
 

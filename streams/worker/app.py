@@ -88,9 +88,7 @@ def create_app(settings: Settings) -> faust.App:
         processor = batch_processor(
             settings, async_redis(settings), TopicDeadLetters(dead_letter_topic)
         )
-        metrics = WorkerMetrics.serve(
-            settings.exporter_host, settings.worker_metrics_port, topic_kinds(settings)
-        )
+        metrics = WorkerMetrics.serve(settings, topic_kinds(settings))
         processor.on_health = metrics.set_healthy
         state["metrics"] = metrics
         consumer = new_consumer(settings, list(topic_kinds(settings)), processor)

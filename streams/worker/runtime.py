@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from streams.aggregators import AggregatorConfig, KpiAggregator
 from streams.common.keys import KeyLayout
-from streams.common.settings import Settings, topic_kinds
+from streams.common.settings import Settings, env_name, topic_kinds
 from streams.common.timebuckets import BucketClock, Granularity
+from streams.common.tls import TlsFiles, client_context, probe
 from streams.ingest.events import DecodeLimits, TopicKind
+from streams.ingest.kafka_auth import ssl_context, tls_files
 from streams.kpi.scorecard import load as load_scorecard
 from streams.metrics.collector import KpiCollector
 from streams.metrics.families import FamilyBuilder
-from streams.store.clients import AsyncClient, SyncClient, async_client, is_cluster, sync_client
+from streams.store.clients import (
+    AsyncClient,
+    SyncClient,
+    async_client,
+    cluster_address,
+    is_cluster,
+    sync_client,
+)
 from streams.store.reader import Labels, ReadClient, StoreReader
 from streams.store.sink import RedisSink
 from streams.worker.pipeline import BatchProcessor, DeadLetters
@@ -76,10 +87,69 @@ def aggregator(settings: Settings) -> KpiAggregator:
     )
 
 
+def redis_tls_files(settings: Settings) -> TlsFiles | None:
+    """The Redis client's PEM files for a TLS address (``rediss://...``), else None."""
+    if not settings.redis_url.startswith("rediss"):
+        return None
+    return TlsFiles(
+        settings.redis_tls_cafile,
+        settings.redis_tls_certfile,
+        settings.redis_tls_keyfile,
+        env_name("redis_tls_cafile"),
+        env_name("redis_tls_certfile"),
+        env_name("redis_tls_keyfile"),
+    )
+
+
+def _redis_tls_options(settings: Settings) -> dict[str, Any]:
+    files = redis_tls_files(settings)
+    if files is None:
+        return {}
+    options: dict[str, Any] = {}
+    if files.cafile:
+        options["ssl_ca_certs"] = files.cafile
+    if files.certfile:
+        options["ssl_certfile"] = files.certfile
+    if files.keyfile:
+        options["ssl_keyfile"] = files.keyfile
+    return options
+
+
+def preflight(settings: Settings, *, kafka: bool, redis: bool) -> None:
+    """Fail at start, in one line, on a TLS certificate Kafka or Redis will never accept.
+
+    Raises :class:`~streams.common.errors.SettingsError` for unreadable or mismatched
+    certificate files, an untrusted server, a refused client certificate, or a TLS
+    client on a plain port. A service that does not answer is not an error here: the
+    worker waits for it as for any outage.
+    """
+    if kafka:
+        context = ssl_context(settings)
+        if context is not None:
+            host, _, port = settings.kafka_bootstrap.split(",")[0].strip().rpartition(":")
+            probe("Kafka", host, int(port), context, tls_files(settings), ping=False)
+    files = redis_tls_files(settings) if redis else None
+    if files is not None:
+        address = cluster_address(settings.redis_url)
+        first = urlsplit(address[0] if address else settings.redis_url)
+        probe(
+            "Redis",
+            first.hostname or "127.0.0.1",
+            first.port or 6379,
+            client_context(files),
+            files,
+            ping=True,
+        )
+
+
 def async_redis(settings: Settings) -> AsyncClient:
     """Client for the worker and replay; time-outs so an outage is noticed."""
     return async_client(
-        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15
+        settings.redis_url,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=15,
+        **_redis_tls_options(settings),
     )
 
 
@@ -96,13 +166,18 @@ def sync_redis(settings: Settings) -> SyncClient:
         socket_connect_timeout=2,
         protocol=2,
         decode_responses=True,
+        **_redis_tls_options(settings),
     )
 
 
 def redis_writer(settings: Settings) -> SyncClient:
     """Blocking client for the sink's applies (run in worker threads); time-outs as above."""
     return sync_client(
-        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15
+        settings.redis_url,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=15,
+        **_redis_tls_options(settings),
     )
 
 

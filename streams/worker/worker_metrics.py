@@ -1,7 +1,8 @@
 """The worker's own metrics: batch sizes, apply latency, consumer lag per partition.
 
-Served by the worker on ``KPI_WORKER_METRICS_PORT`` (Prometheus job ``kpi-worker``);
-the KPI figures themselves come from the exporter, which reads Redis.
+Served by the worker on ``KPI_WORKER_METRICS_PORT`` (Prometheus job ``kpi-worker``),
+with the exporter's TLS certificate and basic-auth user when those are set; the KPI
+figures themselves come from the exporter, which reads Redis.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from streams.common.keys import Shard
+from streams.common.settings import Settings
+from streams.metrics.http_metrics import serve
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +70,19 @@ class WorkerMetrics:
             self.apply_seconds.labels(topic)
 
     @classmethod
-    def serve(cls, host: str, port: int, topics: Iterable[str] = ()) -> WorkerMetrics:
-        """Metrics with an HTTP endpoint on ``host:port``."""
+    def serve(cls, settings: Settings, topics: Iterable[str] = ()) -> WorkerMetrics:
+        """Metrics on ``KPI_WORKER_METRICS_PORT``, behind the exporter's TLS and basic auth."""
         registry = CollectorRegistry()
         metrics = cls(registry, topics)
-        start_http_server(port, addr=host, registry=registry)
-        log.info("worker metrics on http://%s:%d/metrics", host, port)
+        serve(
+            registry,
+            settings.exporter_host,
+            settings.worker_metrics_port,
+            tls_cert=settings.exporter_tls_cert,
+            tls_key=settings.exporter_tls_key,
+            user=settings.exporter_basic_auth_user,
+            password=settings.exporter_basic_auth_password,
+        )
         return metrics
 
     def set_healthy(self, healthy: bool) -> None:
