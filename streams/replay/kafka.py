@@ -8,6 +8,7 @@ while the worker runs, and fills only what is missing.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,12 @@ async def replay_kafka(
     feeders: dict[TopicPartition, ShardFeeder] = {}
     await consumer.start()
     try:
+        # A consumer without a subscription may not have a new topic's metadata yet;
+        # aiokafka (pinned) asks for it when the topic is added to its client.
         partitions = consumer.partitions_for_topic(span.topic)
+        if not partitions:
+            await consumer._client.add_topic(span.topic)
+            partitions = consumer.partitions_for_topic(span.topic)
         if not partitions:
             raise SourceError(f"topic {span.topic!r} does not exist")
         tps = [TopicPartition(span.topic, p) for p in sorted(partitions)]
@@ -86,6 +92,20 @@ async def replay_kafka(
     finally:
         for feeder in feeders.values():
             feeder.cancel()
-        await consumer.stop()
+        await _stop(consumer)
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def _stop(consumer: AIOKafkaConsumer) -> None:
+    """Stop the consumer, keeping the error that ended the replay.
+
+    aiokafka's stop can raise the CancelledError of one of its own tasks (seen when the
+    topic was missing).
+    """
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise

@@ -27,6 +27,7 @@ from loadtest.generator import Produced, produce
 from streams.store.clients import sync_client
 from streams.views.promql import PrometheusClient
 from tests.integration.clock import Clock, placed
+from tests.integration.tls import TlsFiles, write_certs
 
 ROOT = Path(__file__).resolve().parents[2]
 SASL_PASSWORD = "kpi-test-secret"
@@ -49,6 +50,10 @@ class Stack:
     kafka_sasl: str
     started_in_s: float
     logs: Path
+    tls: TlsFiles
+    kafka_ssl: str
+    kafka_sasl_ssl: str
+    redis_tls_url: str
 
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, decode_responses=True)
@@ -67,8 +72,20 @@ def stack(
     base = tmp_path_factory.mktemp("stack")
     ports = {
         name: free_port()
-        for name in ("kafka", "controller", "redis", "prometheus", "exporter", "worker", "sasl")
+        for name in (
+            "kafka",
+            "controller",
+            "redis",
+            "prometheus",
+            "exporter",
+            "worker",
+            "sasl",
+            "ssl",
+            "sasl_ssl",
+            "redis_tls",
+        )
     }
+    tls = write_certs(base / "tls")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
     env.update(
         KPI_STACK_DIR=str(base),
@@ -81,6 +98,10 @@ def stack(
         KPI_KAFKA_SASL_PORT=str(ports["sasl"]),
         KPI_KAFKA_SASL_USERNAME="kpi",
         KPI_KAFKA_SASL_PASSWORD=SASL_PASSWORD,
+        KPI_KAFKA_SSL_PORT=str(ports["ssl"]),
+        KPI_KAFKA_SASL_SSL_PORT=str(ports["sasl_ssl"]),
+        KPI_REDIS_TLS_PORT=str(ports["redis_tls"]),
+        KPI_STACK_TLS_DIR=str(tls.folder),
         KPI_SCRAPE_INTERVAL="1s",
     )
     started = time.perf_counter()
@@ -94,6 +115,10 @@ def stack(
         kafka_sasl=f"127.0.0.1:{ports['sasl']}",
         started_in_s=time.perf_counter() - started,
         logs=base / "logs",
+        tls=tls,
+        kafka_ssl=f"127.0.0.1:{ports['ssl']}",
+        kafka_sasl_ssl=f"127.0.0.1:{ports['sasl_ssl']}",
+        redis_tls_url=f"rediss://127.0.0.1:{ports['redis_tls']}/0",
     )
     stack.logs.mkdir()
     measure("stack: seconds to bring Kafka, Redis, Prometheus up", f"{stack.started_in_s:.1f}")
@@ -105,18 +130,28 @@ def stack(
 
 @dataclass(frozen=True)
 class Cluster:
-    """The session's Redis Cluster: 3 masters and 3 replicas on ``ports``."""
+    """The session's Redis Cluster: 3 masters and 3 replicas on ``ports``, and with TLS on
+    ``tls_ports`` (the nodes' bus and replication over TLS)."""
 
     stack: Stack
     ports: tuple[int, ...]
+    tls_ports: tuple[int, ...]
 
     @property
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
 
     @property
+    def tls_url(self) -> str:
+        return "rediss+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.tls_ports)
+
+    @property
     def env(self) -> dict[str, str]:
-        return {**self.stack.env, "KPI_REDIS_CLUSTER_PORT": str(self.ports[0])}
+        return {
+            **self.stack.env,
+            "KPI_REDIS_CLUSTER_PORT": str(self.ports[0]),
+            "KPI_REDIS_CLUSTER_TLS_PORT": str(self.tls_ports[0]),
+        }
 
     def pid(self, port: int) -> int:
         index = self.ports.index(port)
@@ -129,12 +164,12 @@ class Cluster:
         subprocess.run([str(STACK), "up", "redis-cluster"], env=self.env, check=True, timeout=180)
 
 
-def _free_run(count: int) -> int:
+def _free_run(count: int, taken: range = range(0)) -> int:
     """A first port with ``count`` free ports after it, and their cluster bus ports."""
     for _ in range(200):
         first = 20_000 + int.from_bytes(os.urandom(2), "big") % 30_000
         ports = [first + i for i in range(count)] + [first + 10_000 + i for i in range(count)]
-        if all(_port_free(port) for port in ports):
+        if all(_port_free(port) and port not in taken for port in ports):
             return first
     raise RuntimeError("no run of free ports for the Redis Cluster")
 
@@ -152,7 +187,8 @@ def _port_free(port: int) -> bool:
 def redis_cluster(stack: Stack, measure: Callable[[str, str], None]) -> Iterator[Cluster]:
     """A Redis Cluster (``ops/stack.sh up redis-cluster``) on free ports, once per session."""
     first = _free_run(6)
-    cluster = Cluster(stack, tuple(range(first, first + 6)))
+    first_tls = _free_run(6, taken=range(first, first + 10_006))
+    cluster = Cluster(stack, tuple(range(first, first + 6)), tuple(range(first_tls, first_tls + 6)))
     started = time.perf_counter()
     cluster.up()
     measure("stack: seconds to bring the Redis Cluster up", f"{time.perf_counter() - started:.1f}")
@@ -345,7 +381,16 @@ class Pipeline:
 
     def redis(self) -> Any:
         """A client of the Redis this pipeline writes to (one node or the cluster)."""
-        return sync_client(self.env["KPI_REDIS_URL"], decode_responses=True)
+        tls = {
+            option: self.env[variable]
+            for option, variable in (
+                ("ssl_ca_certs", "KPI_REDIS_TLS_CAFILE"),
+                ("ssl_certfile", "KPI_REDIS_TLS_CERTFILE"),
+                ("ssl_keyfile", "KPI_REDIS_TLS_KEYFILE"),
+            )
+            if variable in self.env
+        }
+        return sync_client(self.env["KPI_REDIS_URL"], decode_responses=True, **tls)
 
     def applied_offsets_or_none(self, partition: int) -> int | None:
         """The clickstream partition's applied offset; None while Redis cannot answer."""
@@ -429,6 +474,10 @@ def _pipeline(stack: Stack, clock: Clock, redis_url: str) -> Iterator[Pipeline]:
         "KPI_KAFKA_SASL_PORT",
         "KPI_KAFKA_SASL_USERNAME",
         "KPI_KAFKA_SASL_PASSWORD",
+        "KPI_KAFKA_SSL_PORT",
+        "KPI_KAFKA_SASL_SSL_PORT",
+        "KPI_REDIS_TLS_PORT",
+        "KPI_STACK_TLS_DIR",
     ):
         env.pop(name, None)
     env.update(
