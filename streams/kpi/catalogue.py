@@ -134,6 +134,9 @@ RANKINGS: tuple[Component, ...] = (
 )
 EXIT_RANKING = "page_exits"
 PAGE_VIEWS_RANKING = "page_views"
+ORDER_SETS = frozenset({"orderers", "payers", "paying_members", "warehouses", "new_member_payers"})
+"""The distinct sets the orders topic's shards write; the clickstream's write every other
+one, so a reader counts each only over the shards that can hold it."""
 ORDER_RANKINGS = frozenset({"product_sales", "category_sales", "brand_sales"})
 """The rankings the orders topic's shards write; the clickstream's write every other one
 (and :data:`EXIT_RANKING`), so a reader looks each up only where it can be."""

@@ -13,6 +13,7 @@ failed).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any, TypeAlias
 
 import redis
@@ -20,6 +21,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
 
 from streams.common.errors import SettingsError
 
@@ -81,6 +83,93 @@ def is_cluster(client: object) -> bool:
     return isinstance(client, RedisCluster | AsyncRedisCluster)
 
 
+class NodeRoutedReads:
+    """A cluster client for the exporter's reads: each pipeline split by node, not by command.
+
+    redis-py's cluster pipeline finds the node of every queued command on its own (the
+    command's keys from its table, their slot, the slot's node, the command's policy),
+    about 20 µs per command under a profiler, 45,000 commands a scrape on a generated
+    day: a third of the scrape. Here a command's node comes from its first key's slot
+    (every key of a shard shares one), and each node gets one plain pipeline.
+
+    A slot that moved (``MOVED``/``ASK``), a node that went away or a time-out sends the
+    whole pipeline again through redis-py's cluster pipeline, which follows
+    redirections, after the slot map is read again: the reads are idempotent, and so are
+    the exporter's writes (merges of sealed parts, their expiry, deleting old ones).
+    """
+
+    def __init__(self, cluster: RedisCluster) -> None:
+        """``cluster``: the exporter's cluster client (its options serve every node)."""
+        self.cluster = cluster
+
+    def pipeline(self, transaction: bool = False) -> NodeRoutedPipeline:
+        """A pipeline (never a transaction: a cluster has none across nodes)."""
+        return NodeRoutedPipeline(self.cluster)
+
+    def smembers(self, name: str) -> object:
+        """``SMEMBERS`` on the key's node."""
+        return self.cluster.smembers(name)
+
+
+class NodeRoutedPipeline:
+    """Commands queued as redis-py's pipeline methods, sent as one pipeline per node."""
+
+    def __init__(self, cluster: RedisCluster) -> None:
+        """Queue for ``cluster``."""
+        self.cluster = cluster
+        self.commands: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        def queue(*args: Any, **options: Any) -> NodeRoutedPipeline:
+            self.commands.append((name, args, options))
+            return self
+
+        return queue
+
+    def execute(self, raise_on_error: bool = True) -> list[object]:
+        """Replies in the order queued; an error reply raises (as redis-py's does)."""
+        try:
+            return self._by_node()
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
+            if isinstance(exc, redis.ResponseError) and not str(exc).startswith(
+                ("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN")
+            ):
+                raise
+            self.cluster.nodes_manager.initialize()
+            pipe = self.cluster.pipeline(transaction=False)  # type: ignore[no-untyped-call]
+            for name, args, options in self.commands:
+                getattr(pipe, name)(*args, **options)
+            return list(pipe.execute(raise_on_error=raise_on_error))
+
+    def _by_node(self) -> list[object]:
+        groups: dict[str, list[int]] = defaultdict(list)
+        nodes: dict[str, ClusterNode] = {}
+        slots: dict[int, str] = {}
+        for index, (name, args, _) in enumerate(self.commands):
+            key = args[1] if name == "execute_command" else args[0]
+            if not isinstance(key, str | bytes):
+                raise TypeError(f"{name}: the first key is not a string")
+            encoded = key.encode() if isinstance(key, str) else key
+            slot = key_slot(encoded)
+            node_name = slots.get(slot)
+            if node_name is None:
+                node = self.cluster.nodes_manager.get_node_from_slot(slot)
+                node_name = node.name
+                nodes[node_name] = node
+                slots[slot] = node_name
+            groups[node_name].append(index)
+        replies: list[object] = [None] * len(self.commands)
+        for node_name, indexes in groups.items():
+            client = self.cluster.get_redis_connection(nodes[node_name])
+            pipe = client.pipeline(transaction=False)
+            for index in indexes:
+                name, args, options = self.commands[index]
+                getattr(pipe, name)(*args, **options)
+            for index, reply in zip(indexes, pipe.execute(), strict=True):
+                replies[index] = reply
+        return replies
+
+
 def _cluster_options(options: dict[str, Any]) -> dict[str, Any]:
     # The cluster client checks its nodes itself; per-connection health checks are
     # options of one node's pool.
@@ -89,6 +178,8 @@ def _cluster_options(options: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "AsyncClient",
+    "NodeRoutedPipeline",
+    "NodeRoutedReads",
     "SyncClient",
     "async_client",
     "cluster_address",

@@ -78,7 +78,18 @@ def _dense(body: bytes) -> Registers:
     return out.reshape(REGISTERS)
 
 
+SPARSE_WALK_BELOW = 300
+"""Sparse strings shorter than this (bytes) are decoded opcode by opcode, longer ones
+with whole-array operations: over the sparse strings of a generated day, the walk took
+1.0 µs under 50 bytes, 49 µs at 200-400 and 438 µs at 1,600-4,000; the array form 29,
+46 and 77 µs (its fixed cost is about twenty numpy calls)."""
+
+
 def _sparse(body: bytes) -> Registers:
+    return _sparse_walk(body) if len(body) < SPARSE_WALK_BELOW else _sparse_arrays(body)
+
+
+def _sparse_walk(body: bytes) -> Registers:
     out = np.zeros(REGISTERS, dtype=np.uint8)
     index, at, size = 0, 0, len(body)
     while at < size:
@@ -94,7 +105,7 @@ def _sparse(body: bytes) -> Registers:
         else:  # VAL
             run = (op & 0x03) + 1
             if index + run > REGISTERS:
-                break
+                raise HllFormatError(f"sparse HyperLogLog covers more than {REGISTERS} registers")
             out[index : index + run] = ((op >> 2) & 0x1F) + 1
             index += run
             at += 1
@@ -102,6 +113,49 @@ def _sparse(body: bytes) -> Registers:
             break
     if index != REGISTERS:
         raise HllFormatError(f"sparse HyperLogLog covers {index} registers, not {REGISTERS}")
+    return out
+
+
+def _sparse_arrays(body: bytes) -> Registers:
+    """The same decoding with numpy; only the XZERO opcodes are walked one by one.
+
+    Every byte starts an opcode except the second byte of an XZERO, and only a byte of
+    the XZERO form (``01xxxxxx``) can start one, so those few bytes are walked in order
+    to find which are second bytes; lengths, offsets and values then come from
+    whole-array operations.
+    """
+    ops = np.frombuffer(body, dtype=np.uint8)
+    size = len(ops)
+    xzero_starts: list[int] = []
+    last = -2
+    for candidate in np.flatnonzero((ops & 0xC0) == 0x40).tolist():
+        if candidate != last + 1:  # else the second byte of the XZERO at ``last``
+            xzero_starts.append(candidate)
+            last = candidate
+    if xzero_starts and xzero_starts[-1] + 1 >= size:
+        raise HllFormatError("sparse HyperLogLog cut inside an XZERO opcode")
+    starts = np.ones(size, dtype=bool)
+    starts[np.asarray(xzero_starts, dtype=np.intp) + 1] = False
+    at = np.flatnonzero(starts)
+    op = ops[at]
+    is_val = op >= 0x80
+    lengths = np.where(is_val, (op & 0x03) + 1, (op & 0x3F) + 1).astype(np.int64)
+    if xzero_starts:
+        xzero = (op & 0xC0) == 0x40
+        high = (op[xzero] & 0x3F).astype(np.int64) << 8
+        lengths[xzero] = (high | ops[at[xzero] + 1]) + 1
+    ends = np.cumsum(lengths)
+    covered = int(ends[-1]) if size else 0
+    if covered != REGISTERS:
+        raise HllFormatError(f"sparse HyperLogLog covers {covered} registers, not {REGISTERS}")
+    out = np.zeros(REGISTERS, dtype=np.uint8)
+    vals = np.flatnonzero(is_val)
+    if len(vals):
+        run = lengths[vals]
+        first = ends[vals] - run
+        before = np.cumsum(run) - run
+        positions = np.repeat(first - before, run) + np.arange(int(run.sum()))
+        out[positions] = np.repeat(((op[vals] >> 2) & 0x1F) + 1, run)
     return out
 
 

@@ -51,6 +51,7 @@ from streams.kpi.catalogue import (
     DISTINCT,
     EXIT_RANKING,
     ORDER_RANKINGS,
+    ORDER_SETS,
     PAGE_VIEWS_RANKING,
     RANKINGS,
 )
@@ -395,20 +396,29 @@ class StoreReader:
                 )
         distinct: dict[str, dict[str, int]] = defaultdict(dict)
         merges = _Merges(self.layout, cache if merge else None, versions)
+        writers = {
+            kind: [s for s in shards if kinds[_base(s.topic)] is kind]
+            for kind in (TopicKind.CLICKSTREAM, TopicKind.ORDERS)
+        }
         counts: list[tuple[list[str], Callable[[object], None]]] = []
         for window in windows:
             for name in self.distinct_names(window):
-                derived = parse_field(name)[0] in DERIVED_SETS
+                set_name = parse_field(name)[0]
+                derived = set_name in DERIVED_SETS
                 parts = (
                     window.distinct_buckets
                     if derived and window.distinct_buckets
                     else window.buckets
                 )
-                keys = merges.keys(visitors, window, parts, name)
+                kind = TopicKind.ORDERS if set_name in ORDER_SETS else TopicKind.CLICKSTREAM
+                keys = merges.keys(writers[kind], window, parts, name)
                 if keys:
                     counts.append((keys, partial(_set_int, distinct[window.name], name)))
         merges.queue(batch)
         unions: list[_Union] = []
+        # Each key is read once however many windows count it (today's day is a part of
+        # the day, the week and the month), decoded once and shared.
+        wanted: dict[str, list[_Union]] = defaultdict(list)
         for keys, into in counts:
             if not self.union_here:
                 batch.read("pfcount", *keys, into=into)
@@ -420,17 +430,15 @@ class StoreReader:
                 if decoded is not None:
                     union.parts.append(decoded)
                 else:
-                    keep = cache.registers if cache is not None and key in merges.made else None
-                    batch.read(
-                        "get", key, into=partial(union.add, key, keep), **{NEVER_DECODE: True}
-                    )
+                    wanted[key].append(union)
+        for key, waiting in wanted.items():
+            keep = cache.registers if cache is not None and key in merges.made else None
+            batch.read(
+                "get", key, into=partial(_decode_into, key, waiting, keep), **{NEVER_DECODE: True}
+            )
         ranked_windows = [w for w in windows if w.name in ranked]
         tops: dict[tuple[str, str], dict[Shard, list[tuple[str, int]]]] = defaultdict(dict)
         exit_candidates: dict[str, set[str]] = defaultdict(set)
-        writers = {
-            kind: [s for s in shards if kinds[_base(s.topic)] is kind]
-            for kind in (TopicKind.CLICKSTREAM, TopicKind.ORDERS)
-        }
         clicks = writers[TopicKind.CLICKSTREAM]
         floor = math.ceil(self.exit_min_views / max(1, len(clicks)))
         for window in ranked_windows:
@@ -689,16 +697,20 @@ class _Merges:
         self.made: set[str] = set()
         """Every merged key this read counts from."""
         self.lost = False
-        self._plans: dict[tuple[str, int], tuple[list[str], list[tuple[Shard, str, list[str]]]]]
+        self._plans: dict[
+            tuple[str, int, int], tuple[list[str], list[tuple[Shard, str, list[str]]]]
+        ]
         self._plans = {}
 
     def keys(
         self, shards: Sequence[Shard], window: Window, parts: tuple[Bucket, ...], name: str
     ) -> list[str]:
         """The keys whose union is ``name`` over ``parts`` on every shard."""
-        plan = self._plans.get((window.name, id(parts)))
+        plan = self._plans.get((window.name, id(parts), id(shards)))
         if plan is None:
-            plan = self._plans[(window.name, id(parts))] = self._plan(shards, window, parts)
+            plan = self._plans[(window.name, id(parts), id(shards))] = self._plan(
+                shards, window, parts
+            )
         prefixes, merged = plan
         keys = [prefix + name for prefix in prefixes]
         for shard, prefix, sources in merged:
@@ -759,17 +771,24 @@ class _Union:
         self.into = into
         self.parts: list[Registers] = []
 
-    def add(self, key: str, keep: dict[str, Registers] | None, reply: object) -> None:
-        raw = reply if isinstance(reply, bytes) or reply is None else None
-        if raw is None and reply is not None:
-            raise HllFormatError(f"{key}: not a HyperLogLog string")
-        regs = registers(raw)
-        self.parts.append(regs)
-        if keep is not None and raw is not None:
-            keep[key] = regs
-
     def finish(self) -> None:
         self.into(count(union(self.parts)))
+
+
+def _decode_into(
+    key: str, unions: list[_Union], keep: dict[str, Registers] | None, reply: object
+) -> None:
+    """Decode one HyperLogLog's bytes for every union counting it (and keep a sealed one)."""
+    raw = reply if isinstance(reply, bytes) or reply is None else None
+    if raw is None and reply is not None:
+        raise HllFormatError(f"{key}: not a HyperLogLog string")
+    if raw is None:
+        return  # a missing key adds nothing to a union
+    regs = registers(raw)
+    for waiting in unions:
+        waiting.parts.append(regs)
+    if keep is not None:
+        keep[key] = regs
 
 
 _RAW = frozenset({"pfmerge", "get"})

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from redis.cluster import RedisCluster
+
 from streams.aggregators import AggregatorConfig, KpiAggregator
 from streams.common.keys import KeyLayout
 from streams.common.settings import Settings, env_name, topic_kinds
@@ -19,6 +21,7 @@ from streams.metrics.collector import KpiCollector
 from streams.metrics.families import FamilyBuilder
 from streams.store.clients import (
     AsyncClient,
+    NodeRoutedReads,
     SyncClient,
     async_client,
     cluster_address,
@@ -216,9 +219,13 @@ def labels(settings: Settings) -> Labels:
 
 
 def store_reader(settings: Settings, client: ReadClient) -> StoreReader:
-    """The reader of figures from Redis (or its in-memory twin)."""
+    """The reader of figures from Redis (or its in-memory twin).
+
+    A cluster's pipelines are sent one per node (:class:`~streams.store.clients.NodeRoutedReads`).
+    """
+    routed = NodeRoutedReads(client) if isinstance(client, RedisCluster) else client
     return StoreReader(
-        client,
+        routed,
         KeyLayout(settings.redis_prefix),
         labels(settings),
         {topic: TopicKind(kind) for topic, kind in topic_kinds(settings).items()},

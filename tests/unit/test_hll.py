@@ -105,3 +105,23 @@ def test_the_union_is_the_register_wise_maximum() -> None:
 def test_damaged_strings_are_refused(raw: bytes) -> None:
     with pytest.raises(HllFormatError):
         registers(raw)
+
+
+@settings(max_examples=80, deadline=None)
+@given(register_values.map(lambda v: [min(x, 32) for x in v]))
+def test_both_sparse_decoders_agree_whatever_the_length(values: list[int]) -> None:
+    # The walk serves short strings and the array form long ones; each must decode both.
+    from streams.store.hll import _sparse_arrays, _sparse_walk
+
+    body = pack_sparse(values)[16:]
+    assert _sparse_walk(body).tolist() == values
+    assert _sparse_arrays(body).tolist() == values
+
+
+@pytest.mark.parametrize("body", [bytes([0x7F]), bytes([0x00]), b"", bytes([0x7F, 0xFF, 0x80])])
+def test_both_sparse_decoders_refuse_damage(body: bytes) -> None:
+    from streams.store.hll import _sparse_arrays, _sparse_walk
+
+    for decode in (_sparse_walk, _sparse_arrays):
+        with pytest.raises(HllFormatError):
+            decode(body)
