@@ -772,7 +772,12 @@ class _Union:
         self.parts: list[Registers] = []
 
     def finish(self) -> None:
-        self.into(count(union(self.parts)))
+        if not self.parts:  # every key missing: nothing to decode, union or count
+            self.into(0)
+        elif len(self.parts) == 1:
+            self.into(count(self.parts[0]))
+        else:
+            self.into(count(union(self.parts)))
 
 
 def _decode_into(
