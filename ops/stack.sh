@@ -263,7 +263,7 @@ start_redis_cluster() {  # six nodes with cluster-enabled; the cluster is create
     fi
     nohup redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save "" \
       --appendonly yes --appendfsync everysec --cluster-enabled yes \
-      --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+      --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
       --daemonize no --logfile "$dir/redis.log" "${tls[@]}" >/dev/null 2>&1 &
     echo $! > "$STACK_DIR/redis-cluster-$i.pid"
   done

@@ -22,6 +22,7 @@ from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import AskError, ClusterDownError, TryAgainError
 
 from streams.common.errors import SettingsError
 
@@ -130,11 +131,13 @@ class NodeRoutedPipeline:
         """Replies in the order queued; an error reply raises (as redis-py's does)."""
         try:
             return self._by_node()
-        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
-            if isinstance(exc, redis.ResponseError) and not str(exc).startswith(
-                ("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN")
-            ):
-                raise
+        except (
+            redis.ConnectionError,
+            redis.TimeoutError,
+            AskError,  # and MovedError, its subclass
+            TryAgainError,
+            ClusterDownError,
+        ):
             self.cluster.nodes_manager.initialize()
             pipe = self.cluster.pipeline(transaction=False)  # type: ignore[no-untyped-call]
             for name, args, options in self.commands:

@@ -38,6 +38,20 @@ class Record(NamedTuple):
     value: bytes
 
 
+
+REDIS_TRANSIENT = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    # A Redis Cluster moving a slot (resharding) or promoting a replica: redis-py follows
+    # MOVED/ASK and retries TRYAGAIN a few times, then raises these. The apply did not
+    # run, or ran and is kept exactly once by the offset guard.
+    redis.exceptions.ClusterError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.AskError,
+)
+"""Errors that mean "Redis cannot take it now": retried with backoff, never fatal."""
+
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
     """What happened to one shard batch."""
@@ -327,7 +341,7 @@ class BatchProcessor:
         while True:
             try:
                 result = await call(*args)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            except REDIS_TRANSIENT as exc:
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
                 if not failing and self.on_health is not None:
                     self.on_health(False)

@@ -3,7 +3,8 @@
 The all-KPI ground-truth test and the SIGKILL test run unchanged with the worker,
 exporter and replay writing to the cluster; then a master is killed under load and its
 replica promoted: every produced event is counted once, and the seconds until the
-worker applies again are measured.
+worker applies again are measured. Last, every clickstream partition's slot moves to
+another master while the worker applies (resharding): nothing lost, nothing twice.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+import redis
 
 from loadtest.generator import Produced, generate
 from streams.common.keys import KeyLayout, Shard
@@ -47,6 +49,109 @@ def _master_of(pipeline: Pipeline, shard: Shard) -> int:
     raise AssertionError(f"no node serves slot {slot}")
 
 
+def _node_id(port: int) -> str:
+    return str(redis.Redis(port=port).execute_command("CLUSTER MYID").decode())
+
+
+def _owner(slot: int, ports: tuple[int, ...]) -> int:
+    """The port of the master that serves ``slot`` by its own account (the highest
+    configuration epoch if two claim it while a failover settles)."""
+    claims = []
+    for port in ports:
+        try:
+            nodes = redis.Redis(port=port, socket_timeout=2).execute_command("CLUSTER NODES")
+        except redis.RedisError:
+            continue
+        for info in nodes.values():
+            if "myself" in info["flags"] and "master" in info["flags"]:
+                for pair in info["slots"]:
+                    if int(pair[0]) <= slot <= int(pair[-1]):
+                        claims.append((int(info["epoch"]), port))
+    assert claims, f"no master serves slot {slot}"
+    return max(claims)[1]
+
+
+def _move_slot(slot: int, source: int, target: int, masters: list[int], migrate_port: int) -> int:
+    """Move ``slot`` from the master on ``source`` to the one on ``target`` as
+    ``redis-cli --cluster reshard`` does (IMPORTING, MIGRATING, MIGRATE in batches, NODE);
+    returns the keys moved. ``migrate_port``: the target's port the nodes talk on (its
+    TLS port: with ``tls-cluster`` a node migrates keys over TLS)."""
+    src, dst = redis.Redis(port=source), redis.Redis(port=target)
+    src_id, dst_id = _node_id(source), _node_id(target)
+    dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+    src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+    moved = 0
+    while keys := src.execute_command("CLUSTER GETKEYSINSLOT", slot, 20):
+        try:
+            src.execute_command("MIGRATE", "127.0.0.1", migrate_port, "", 0, 5000, "KEYS", *keys)
+        except redis.ResponseError as exc:
+            raise AssertionError(
+                f"{exc}: slot {slot} {source}->{target}\n"
+                + str(src.execute_command("CLUSTER NODES"))
+                + f"\n{keys[:3]}"
+            ) from exc
+        moved += len(keys)
+        time.sleep(0.05)  # the worker's applies run between the batches
+    for port in [target, source, *[m for m in masters if m not in (source, target)]]:
+        redis.Redis(port=port).execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+    return moved
+
+
+def test_slots_moved_under_load_lose_and_duplicate_nothing(
+    cluster_pipeline: Pipeline, redis_cluster: Cluster, measure: Callable[[str, str], None]
+) -> None:
+    pipeline = cluster_pipeline
+    generated = generate(20_000, pipeline.clock.now_ms() - 10 * 60_000, 10 * 60, seed=29)
+    messages, truth = generated.messages, generated.truth
+    pipeline.create_topics()
+    pipeline.start("exporter")
+    worker = pipeline.start("worker")
+    worker.wait_log("Worker ready")
+    produced: list[Produced] = []
+    producer = threading.Thread(
+        target=lambda: produced.append(pipeline.produce(messages, 1_000, 0.3))
+    )
+    producer.start()
+    deadline = time.monotonic() + 120
+    while sum(o + 1 for o in pipeline.applied_offsets().values()) < len(messages) // 4:
+        assert time.monotonic() < deadline, "worker made no progress"
+        time.sleep(0.05)
+    client = pipeline.redis()
+    layout = KeyLayout(pipeline.prefix)
+    slots = [client.keyslot(layout.applied(Shard(pipeline.topic, p))) for p in range(4)]
+    masters = sorted({_owner(slot, redis_cluster.ports) for slot in range(0, 16_384, 1_000)})
+    moves = []
+    started = time.monotonic()
+    for partition, slot in enumerate(slots):
+        source = _owner(slot, redis_cluster.ports)
+        target = masters[(masters.index(source) + 1) % len(masters)]
+        tls_port = redis_cluster.tls_ports[redis_cluster.ports.index(target)]
+        moved = _move_slot(slot, source, target, masters, tls_port)
+        moves.append((partition, source, target, moved))
+    seconds = time.monotonic() - started
+    producer.join(timeout=300)
+    assert produced, "producer failed"
+    pipeline.wait_applied(produced[0].last_offsets)
+    for partition, _, target, keys in moves:
+        assert keys > 0
+        assert _owner(slots[partition], redis_cluster.ports) == target
+    measure(
+        "cluster resharding: slots moved under load, keys, seconds",
+        f"{len(moves)}, {sum(m[3] for m in moves):,}, {seconds:.1f}",
+    )
+    scrape = pipeline.wait_scraped(produced[0].last_offsets)
+    prom = pipeline.stack.prometheus()
+    assert daily_traffic_problems(prom, scrape.real_s, scrape.at, truth) == []
+    consumed = prom.query(f'shop_events_consumed_total{{topic="{pipeline.topic}"}}', scrape.real_s)
+    measure(
+        "cluster resharding: events produced / counted",
+        f"{len(messages):,} / {consumed[0].value:,.0f}",
+    )
+    assert consumed[0].value == len(messages)
+    retries = worker.log.read_text(errors="replace").count("retrying in")
+    measure("cluster resharding: applies retried while a slot moved", str(retries))
+
+
 def test_a_master_killed_under_load_loses_and_duplicates_nothing(
     cluster_pipeline: Pipeline, redis_cluster: Cluster, measure: Callable[[str, str], None]
 ) -> None:
@@ -77,8 +182,8 @@ def test_a_master_killed_under_load_loses_and_duplicates_nothing(
     killed = time.monotonic()
     try:
         while (
-            pipeline.applied_offsets_or_none(0) is None
-            or (pipeline.applied_offsets_or_none(0) or -1) <= before
+            pipeline.applied_offsets_or_none(partition) is None
+            or (pipeline.applied_offsets_or_none(partition) or -1) <= before
         ):
             assert time.monotonic() - killed < 120, worker.tail()
             time.sleep(0.1)
