@@ -38,7 +38,6 @@ class Record(NamedTuple):
     value: bytes
 
 
-
 REDIS_TRANSIENT = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
@@ -51,6 +50,7 @@ REDIS_TRANSIENT = (
     redis.exceptions.AskError,
 )
 """Errors that mean "Redis cannot take it now": retried with backoff, never fatal."""
+
 
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
