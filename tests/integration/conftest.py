@@ -164,10 +164,15 @@ class Cluster:
         subprocess.run([str(STACK), "up", "redis-cluster"], env=self.env, check=True, timeout=180)
 
 
-def _free_run(count: int, taken: range = range(0)) -> int:
-    """A first port with ``count`` free ports after it, and their cluster bus ports."""
+def _free_run(count: int, taken: frozenset[int] = frozenset()) -> int:
+    """A first port with ``count`` free ports after it, and their cluster bus ports.
+
+    Node and bus ports (10,000 above) stay below Linux's ephemeral range (32,768 and up):
+    a port in it can be taken as the source port of any outgoing connection, and a
+    killed node restarting could then not bind its bus port again (seen once).
+    """
     for _ in range(200):
-        first = 20_000 + int.from_bytes(os.urandom(2), "big") % 30_000
+        first = 20_000 + int.from_bytes(os.urandom(2), "big") % (32_768 - 10_000 - 20_000 - count)
         ports = [first + i for i in range(count)] + [first + 10_000 + i for i in range(count)]
         if all(_port_free(port) and port not in taken for port in ports):
             return first
@@ -187,7 +192,8 @@ def _port_free(port: int) -> bool:
 def redis_cluster(stack: Stack, measure: Callable[[str, str], None]) -> Iterator[Cluster]:
     """A Redis Cluster (``ops/stack.sh up redis-cluster``) on free ports, once per session."""
     first = _free_run(6)
-    first_tls = _free_run(6, taken=range(first, first + 10_006))
+    used = frozenset(p + bus for p in range(first, first + 6) for bus in (0, 10_000))
+    first_tls = _free_run(6, taken=used)
     cluster = Cluster(stack, tuple(range(first, first + 6)), tuple(range(first_tls, first_tls + 6)))
     started = time.perf_counter()
     cluster.up()
