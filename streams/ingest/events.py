@@ -402,8 +402,22 @@ def decode(
     if event_ms > now_ms + limits.max_future_skew_ms:
         return Rejection(RejectReason.TOO_FAR_IN_FUTURE, f"{event_ms - now_ms} ms ahead")
     if event_ms < now_ms - limits.max_age_ms:
-        return Rejection(RejectReason.TOO_OLD, f"{now_ms - event_ms} ms old")
+        return Rejection(RejectReason.TOO_OLD, _too_old(event_ms, now_ms))
     return Event(type_name, event_id, event_ms, attrs)
+
+
+SECONDS_NOT_MS_BELOW = 100_000_000_000
+"""``event_time`` values below this (3 March 1973 in milliseconds) that are within the
+retention when read as seconds are named as seconds: a producer sending epoch seconds
+is the likely cause."""
+
+
+def _too_old(event_ms: int, now_ms: int) -> str:
+    """The rejection's detail, with a hint when the time reads right in seconds."""
+    detail = f"{now_ms - event_ms} ms old"
+    if 0 < event_ms < SECONDS_NOT_MS_BELOW and abs(now_ms - event_ms * 1000) < 400 * 86_400_000:
+        return f"{detail}; event_time {event_ms} looks like epoch seconds: send milliseconds"
+    return detail
 
 
 def _validate(value: object, field: FieldSpec, name: str, limits: DecodeLimits) -> Any:

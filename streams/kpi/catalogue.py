@@ -22,13 +22,18 @@ class Component:
     dims: tuple[str, ...] = ()  # dimensions stored besides the total
 
     @property
-    def scale(self) -> float:
-        """Factor from the stored integer (cents, milliseconds) to the exported unit."""
+    def divisor(self) -> int:
+        """Stored integers (cents, milliseconds) per exported unit (yuan, seconds).
+
+        Exported values are divided by it, not multiplied by its inverse: an integer
+        divided by 100 is the double nearest the exact decimal, which prints as it
+        (``5944263 / 100`` is ``59442.63``; ``5944263 * 0.01`` is ``59442.630000000005``).
+        """
         if self.metric.endswith("_yuan"):
-            return 0.01
+            return 100
         if "seconds" in self.metric:
-            return 0.001
-        return 1.0
+            return 1000
+        return 1
 
 
 C = Component

@@ -114,8 +114,9 @@ class Part:
 
 C, D = Part, partial(Part, distinct=True)
 
-SCALE = {"ratio": 1.0, "seconds": 0.001, "yuan": 0.01, "per visitor": 1.0, "pages": 1.0}
-"""Factor from the stored ratio (ms, cents) to the unit."""
+DIVISOR = {"ratio": 1, "seconds": 1000, "yuan": 100, "per visitor": 1, "pages": 1}
+"""Stored units (ms, cents) per unit: a ratio of them is divided by it (see
+:attr:`~streams.kpi.catalogue.Component.divisor` for why divided)."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class Kpi:
         found = ratio(
             self.numerator.read(f, dimension, label), self.denominator.read(f, dimension, label)
         )
-        return None if found is None else found * SCALE[self.unit]
+        return None if found is None else found / DIVISOR[self.unit]
 
 
 CH, CA, PT = "channel", "campaign", "page_type"

@@ -106,7 +106,7 @@ class FamilyBuilder:
         labels = self.labels
         figures = {name: f for name, f in every.items() if name in shown}
         for comp in COUNTERS:
-            families += self._component_families(comp, figures, partial(_counter, comp.scale))
+            families += self._component_families(comp, figures, partial(_counter, comp.divisor))
         for comp in DISTINCT:
             families += self._component_families(comp, figures, _distinct_or_none)
         for metric, (doc, formula) in RATIOS.items():
@@ -270,9 +270,9 @@ class FamilyBuilder:
                 scores = figures.rankings.get((window, comp.name), Counter())
                 top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
                 for rank, (item, score) in enumerate(top[: self.top_n], 1):
-                    family.add_metric([window, str(rank), item_label(item)], score * comp.scale)
+                    family.add_metric([window, str(rank), item_label(item)], score / comp.divisor)
                 undercount.add_metric(
-                    [window, comp.name], _trimmed(figures, window, comp.name) * comp.scale
+                    [window, comp.name], _trimmed(figures, window, comp.name) / comp.divisor
                 )
             families.append(family)
         rate = GaugeMetricFamily(
@@ -377,8 +377,13 @@ class FamilyBuilder:
             ),
             per_partition(
                 "shop_watermark_delay_seconds",
-                "Scrape time minus the newest event time seen on the partition.",
-                {s: now - w for s, w in ops.watermarks.items()},
+                "Scrape time minus the newest event time seen on the partition, never below 0.",
+                {s: max(0.0, now - w) for s, w in ops.watermarks.items()},
+            ),
+            per_partition(
+                "shop_watermark_ahead_seconds",
+                "How far the newest event time seen on the partition is ahead of the scrape.",
+                {s: max(0.0, w - now) for s, w in ops.watermarks.items()},
             ),
             per_partition(
                 "shop_applied_offset", "Last Kafka offset applied to Redis.", ops.offsets
@@ -396,9 +401,9 @@ def _distinct_or_none(f: WindowFigures, key: str) -> float | None:
     return float(f.distinct[key]) if key in f.distinct else None
 
 
-def _counter(scale: float, f: WindowFigures, key: str) -> float:
+def _counter(divisor: int, f: WindowFigures, key: str) -> float:
     """A counter in its exported unit (0 when never written)."""
-    return f.counters.get(key, 0) * scale
+    return f.counters.get(key, 0) / divisor
 
 
 def _trimmed(figures: StoreFigures, window: str, ranking: str) -> int:

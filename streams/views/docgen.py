@@ -223,7 +223,8 @@ the period so far with the complete previous period.
 | `shop_too_late_events_total` | topic | events more than `KPI_ALLOWED_LATENESS_SECONDS` behind the partition's watermark: counted in every retained bucket, but in no visit or conversation |
 | `shop_retractions_total` | topic | visits and conversations whose figures, already emitted, a late event corrected (withdrawn and emitted again) |
 | `shop_watermark_timestamp_seconds` | topic, partition | newest event time applied on the partition |
-| `shop_watermark_delay_seconds` | topic, partition | scrape time − watermark |
+| `shop_watermark_delay_seconds` | topic, partition | scrape time − watermark, never below 0 |
+| `shop_watermark_ahead_seconds` | topic, partition | watermark − scrape time when an event ahead of the clock (within `KPI_MAX_FUTURE_SKEW_SECONDS`) moved the watermark past it, else 0: a producer's clock running fast |
 | `shop_applied_offset` | topic, partition | last Kafka offset applied to Redis; read first, so every figure of the same scrape includes at least these offsets |
 | `shop_last_apply_timestamp_seconds` | topic, partition | wall-clock time of the last apply |
 | `shop_exporter_redis_up` | | 1 if Redis answered the scrape, else 0 (and no KPI series) |

@@ -132,3 +132,13 @@ def test_decode_all_keeps_order() -> None:
     raws = [json.dumps({**EXAMPLES["page_view"], "event_time": NOW - 1000}).encode(), b"{"]
     out = DECODER.decode_all(raws, NOW, TopicKind.CLICKSTREAM)
     assert isinstance(out[0], Event) and isinstance(out[1], Rejection)
+
+
+def test_epoch_seconds_are_named_in_the_rejection() -> None:
+    seconds = json.dumps({**EXAMPLES["page_view"], "event_time": NOW // 1000 - 60}).encode()
+    rejected = both(seconds, TopicKind.CLICKSTREAM)
+    assert isinstance(rejected, Rejection) and rejected.reason is RejectReason.TOO_OLD
+    assert "looks like epoch seconds: send milliseconds" in rejected.detail
+    old_ms = json.dumps({**EXAMPLES["page_view"], "event_time": NOW - 2 * 86_400_000}).encode()
+    rejected = both(old_ms, TopicKind.CLICKSTREAM)
+    assert isinstance(rejected, Rejection) and "seconds" not in rejected.detail
