@@ -160,7 +160,9 @@ def tls_cluster_pipeline(stack: Stack, clock: Clock, redis_cluster: Cluster) -> 
         yield pipe
 
 
-def test_replay_over_ssl_into_the_cluster_over_tls(tls_cluster_pipeline: Pipeline) -> None:
+def test_replay_and_worker_over_ssl_into_the_cluster_over_tls(
+    tls_cluster_pipeline: Pipeline,
+) -> None:
     pipeline = tls_cluster_pipeline
     stack = pipeline.stack
     pipeline.env.update(
@@ -176,10 +178,17 @@ def test_replay_over_ssl_into_the_cluster_over_tls(tls_cluster_pipeline: Pipelin
     assert replayed.returncode == 0, replayed.stderr[-2000:]
     assert pipeline.applied_offsets() == produced
 
+    # Then the worker, over the same hops, takes what the replay had not seen.
     pipeline.env.update(_served_over_tls(pipeline.env, stack))
+    pipeline.start("worker").wait_log("Worker ready")
+    more = generate(1_000, pipeline.clock.now_ms() - 30_000, 20, seed=12)
+    produced = _produce_over(pipeline, pipeline.env, more)
+    pipeline.wait_applied(produced, timeout_s=120)
+    assert sum(o + 1 for o in pipeline.applied_offsets().values()) == 4_000
+
     pipeline.start("exporter")
     body = _scrape(int(pipeline.env["KPI_EXPORTER_PORT"]), stack)
-    assert _page_views_30m(body) == generated.truth.events
+    assert _page_views_30m(body) == generated.truth.events + more.truth.events
 
 
 def _kpi(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
