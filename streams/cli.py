@@ -149,7 +149,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if kafka or redis:
         from streams.worker.runtime import preflight
 
-        preflight(settings, kafka=kafka, redis=redis)
+        preflight(settings, kafka=kafka, redis=redis, writes=args.command in ("worker", "replay"))
     if args.command in ("worker", "replay"):
         from streams.worker.runtime import tune_gc_for_batches
 

@@ -77,6 +77,10 @@ class KeyLayout:
         """Set of shard ids that have data."""
         return f"{self.prefix}:shards"
 
+    def meta(self) -> str:
+        """Hash of what the data under the prefix was written with (its time zone)."""
+        return f"{self.prefix}:meta"
+
     def _tag(self, shard: Shard) -> str:
         return f"{self.prefix}:{{{shard.id}}}"
 

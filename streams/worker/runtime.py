@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from streams.aggregators import AggregatorConfig, KpiAggregator
 from streams.common.keys import KeyLayout
@@ -28,6 +29,7 @@ from streams.store.clients import (
     is_cluster,
     sync_client,
 )
+from streams.store.meta import check_timezone
 from streams.store.reader import Labels, ReadClient, StoreReader
 from streams.store.sink import RedisSink
 from streams.worker.pipeline import BatchProcessor, DeadLetters
@@ -118,13 +120,15 @@ def _redis_tls_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def preflight(settings: Settings, *, kafka: bool, redis: bool) -> None:
-    """Fail at start, in one line, on a TLS certificate Kafka or Redis will never accept.
+def preflight(settings: Settings, *, kafka: bool, redis: bool, writes: bool = False) -> None:
+    """Fail at start, in one line, on settings Kafka or Redis will never accept.
 
     Raises :class:`~streams.common.errors.SettingsError` for unreadable or mismatched
     certificate files, an untrusted server, a refused client certificate, or a TLS
-    client on a plain port. A service that does not answer is not an error here: the
-    worker waits for it as for any outage.
+    client on a plain port; and for a business time zone other than the one the data
+    under the prefix was written in (recorded by the first command that ``writes``). A
+    service that does not answer is not an error here: the worker waits for it as for
+    any outage.
     """
     if kafka:
         context = ssl_context(settings)
@@ -143,6 +147,24 @@ def preflight(settings: Settings, *, kafka: bool, redis: bool) -> None:
             files,
             ping=True,
         )
+    if redis:
+        client = sync_client(
+            settings.redis_url,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            **_redis_tls_options(settings),
+        )
+        try:
+            check_timezone(
+                client,
+                KeyLayout(settings.redis_prefix),
+                settings.business_timezone,
+                record=writes,
+            )
+        except (RedisError, RedisClusterException):
+            pass  # not answering (or not yet a cluster): checked by the next start
+        finally:
+            client.close()
 
 
 def async_redis(settings: Settings) -> AsyncClient:
