@@ -44,14 +44,15 @@ def run_replay(settings: Settings, args: argparse.Namespace) -> int:
         print("\ninterrupted; run the same command again to continue", file=sys.stderr)
         return 130
     rejected = sum(report.rejected.values())
+    counted = report.applied - rejected  # applied records include the rejected ones
     print(
         f"{report.records:,} records in {report.seconds:.1f}s ({report.events_per_second:,.0f}/s): "
-        f"{report.applied:,} applied, {report.skipped:,} already applied, {rejected:,} rejected",
+        f"{counted:,} counted, {report.skipped:,} already applied, {rejected:,} rejected",
         file=sys.stderr,
     )
     print(
-        f"  late (behind the watermark): {report.late:,}; too late for visits and "
-        f"conversations: {report.too_late:,}",
+        f"  of the counted, late (behind the watermark): {report.late:,}; too late for "
+        f"visits and conversations: {report.too_late:,}",
         file=sys.stderr,
     )
     if report.ended_visits or report.ended_conversations:
@@ -70,7 +71,26 @@ def run_replay(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  rejected {reason}: {n:,}", file=sys.stderr)
     for line in report.first_rejects:
         print(f"  {line}", file=sys.stderr)
+    if report.records and counted == 0 and report.skipped == 0:
+        print(f"kpi replay: {_nothing_counted(report, settings)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _nothing_counted(report: ReplayReport, settings: Settings) -> str:
+    """One line on why a replay counted nothing, naming what to change."""
+    reason, n = report.rejected.most_common(1)[0] if report.rejected else ("", 0)
+    line = f"every record was rejected ({n:,} {reason or 'of them'})"
+    if reason == "too_old":
+        days = settings.month_retention_seconds / 86_400
+        line += (
+            f": their times are older than the longest retention ({days:.0f} days, "
+            "KPI_MONTH_RETENTION_SECONDS), or not epoch milliseconds (see the first "
+            "rejections above)"
+        )
+    elif reason == "malformed_json" and report.rejected.get("malformed_json") == report.records:
+        line += ": is the input CSV? replay REES46 CSV files with --rees46"
+    return line
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> ReplayReport:

@@ -113,11 +113,14 @@ def test_replaying_twice_gives_the_ground_truth_both_times(
     assert first.returncode == 0, first.stderr[-3000:]
     assert f"{event_log.lines:,} records" in first.stderr
     assert ".jsonl.gz:" in first.stderr  # rejects are reported with file and line
+    bad = sum(event_log.truth.rejected.values())
+    counted = event_log.lines - bad
+    assert f"{counted:,} counted, 0 already applied, {bad:,} rejected" in first.stderr
     problems, checked = compare(replay_env, event_log.truth, clock)
     assert problems == [], "\n".join(problems[:30])
     second = replay(replay_env, str(event_log.folder))
     assert second.returncode == 0, second.stderr[-3000:]
-    assert f"0 applied, {event_log.lines:,} already applied" in second.stderr
+    assert f"0 counted, {event_log.lines:,} already applied, 0 rejected" in second.stderr
     again, _ = compare(replay_env, event_log.truth, clock)
     assert again == [], "\n".join(again[:30])
     measure("replay: figures compared after each of two runs", f"{checked:,}")
