@@ -70,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
         "event is recent (by default only when it is older than the longest timeout plus "
         "the allowed lateness: 27 h with the default settings)",
     )
+    replay.add_argument(
+        "--history",
+        action="store_true",
+        help="input older than the retentions (last year's logs): accept events of any age "
+        "and keep every bucket written for its retention counted from now (minutes 2 days, "
+        "hours 8, days, weeks 400, months 800 by default), so reports and backfills of "
+        "those periods can read it",
+    )
     replay.add_argument("--batch", type=int, default=5_000, help="records per batch")
     replay.add_argument("--rejects", type=Path, help="write every rejected line here")
     backfill = sub.add_parser(

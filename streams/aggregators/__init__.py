@@ -137,4 +137,5 @@ class KpiAggregator:
 
     def expires_at(self, bucket: Bucket) -> int:
         """Epoch second at which a bucket's data is dropped (end + retention)."""
-        return self.clock.end_of(bucket) + self.config.retention_s[bucket.granularity]
+        end = max(self.clock.end_of(bucket), self.config.kept_from_s)
+        return end + self.config.retention_s[bucket.granularity]

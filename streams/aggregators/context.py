@@ -26,6 +26,9 @@ class AggregatorConfig:
     order_dedupe_ms: int = 3 * 86_400_000
     """How long (event time, behind the watermark) an order id's events are remembered, so
     that a copy with a new event id is refused."""
+    kept_from_s: int = 0
+    """History replays (``kpi replay --history``): a bucket that ended before this epoch
+    second is kept for its retention counted from it, not from the bucket's end."""
 
 
 @dataclass
@@ -54,7 +57,8 @@ class BatchContext:
 
     def expires_at(self, bucket: Bucket) -> int:
         """Epoch second at which a bucket's data is dropped (end + retention)."""
-        return self.clock.end_of(bucket) + self.config.retention_s[bucket.granularity]
+        end = max(self.clock.end_of(bucket), self.config.kept_from_s)
+        return end + self.config.retention_s[bucket.granularity]
 
     def retained(self, event_ms: int) -> tuple[Bucket, ...]:
         """The buckets of ``event_ms`` that are still kept now (cached per minute)."""

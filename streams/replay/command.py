@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from contextlib import ExitStack
 from datetime import datetime
 from typing import TextIO
@@ -82,11 +83,11 @@ def _nothing_counted(report: ReplayReport, settings: Settings) -> str:
     reason, n = report.rejected.most_common(1)[0] if report.rejected else ("", 0)
     line = f"every record was rejected ({n:,} {reason or 'of them'})"
     if reason == "too_old":
-        days = settings.month_retention_seconds / 86_400
+        days = settings.day_retention_seconds / 86_400
         line += (
-            f": their times are older than the longest retention ({days:.0f} days, "
-            "KPI_MONTH_RETENTION_SECONDS), or not epoch milliseconds (see the first "
-            "rejections above)"
+            f": their times are older than the day retention ({days:.0f} days): replay "
+            "history with --history, or check that times are epoch milliseconds (the "
+            "first rejections above)"
         )
     elif reason == "malformed_json" and report.rejected.get("malformed_json") == report.records:
         line += ": is the input CSV? replay REES46 CSV files with --rees46"
@@ -103,19 +104,21 @@ async def _run(settings: Settings, args: argparse.Namespace) -> ReplayReport:
             rejects = stack.enter_context(args.rejects.open("w", encoding="utf-8"))
         dead = ReplayDeadLetters(report, rejects)
         client = None if args.dry_run else async_redis(settings)
+        # History: events of any age, each bucket kept for its retention from now.
+        kept_from_s = int(time.time()) if args.history else 0
         twin = MemorySink(settings.dedupe_minutes * 60)
         processor: BatchProcessor
         if client is None:  # the same processor, against the store's in-memory twin
             processor = BatchProcessor(
-                decode_limits(settings),
-                aggregator(settings),
+                decode_limits(settings, history=kept_from_s > 0),
+                aggregator(settings, kept_from_s),
                 twin,
                 dead,
                 kinds,
                 dedupe=settings.dedupe_minutes > 0,
             )
         else:
-            processor = batch_processor(settings, client, dead)
+            processor = batch_processor(settings, client, dead, kept_from_s)
         try:
             if args.kafka_topic:
                 if args.close_at_end:
@@ -153,7 +156,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> ReplayReport:
                     if args.rees46
                     else jsonl_records(files, progress, TopicKind(args.kind) if args.kind else None)
                 )
-                source = args.source_id or source_id(files)
+                source = args.source_id or source_id(files, history=args.history)
                 print(f"replaying {len(files)} file(s) as source {source}", file=sys.stderr)
                 ended_before = None if args.close_at_end else processor.clock_ms()
                 await replay(

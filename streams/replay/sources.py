@@ -69,9 +69,16 @@ def expand(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def source_id(files: Sequence[Path]) -> str:
-    """Stable id of an input: its file names and sizes (moving the folder keeps it)."""
+def source_id(files: Sequence[Path], history: bool = False) -> str:
+    """Stable id of an input: its file names and sizes (moving the folder keeps it).
+
+    A history replay of the same files is a source of its own: the same files replayed
+    without ``--history`` first, every record rejected as too old, have their offsets
+    stored as applied, which would otherwise hold the history replay back.
+    """
     digest = hashlib.sha1(usedforsecurity=False)
+    if history:
+        digest.update(b"history\0")
     for path in files:
         digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
     return digest.hexdigest()[:12]

@@ -254,6 +254,7 @@ class RedisSink:
         clock: BucketClock,
         retention_s: dict[Granularity, int],
         dedupe_horizon_s: int = 600,
+        kept_from_s: int = 0,
     ) -> None:
         self.client = client
         self.writer = writer
@@ -261,12 +262,16 @@ class RedisSink:
         self.layout = layout
         self.clock = clock
         self.retention_s = retention_s
+        self.kept_from_s = kept_from_s
+        """History replays: buckets that ended before this epoch second are kept for their
+        retention from it (as :class:`~streams.aggregators.AggregatorConfig`)."""
         self._script = writer.register_script(APPLY_SCRIPT)
         self._distinct_keys: dict[Shard, dict[tuple[Bucket, str], str]] = {}
 
     def expires_at(self, bucket: Bucket) -> int:
         """Absolute expiry of a bucket's keys (the same on replay as live)."""
-        return self.clock.end_of(bucket) + self.retention_s[bucket.granularity]  # end_of: cached
+        end = max(self.clock.end_of(bucket), self.kept_from_s)  # end_of: cached
+        return end + self.retention_s[bucket.granularity]
 
     def _distinct_key_cache(self, shard: Shard) -> dict[tuple[Bucket, str], str]:
         """The shard's distinct-set keys built so far: the same ones recur batch after batch."""

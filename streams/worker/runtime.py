@@ -50,8 +50,15 @@ def tune_gc_for_batches() -> None:
     gc.set_threshold(*BATCH_GC_THRESHOLDS)
 
 
-def decode_limits(settings: Settings) -> DecodeLimits:
-    """Decoder bounds: allow-lists, size, future skew, and the longest event-time retention."""
+HISTORY_MAX_AGE_MS = 100 * 365 * 86_400_000
+"""How old an event a history replay accepts: any the shop can have."""
+
+
+def decode_limits(settings: Settings, *, history: bool = False) -> DecodeLimits:
+    """Decoder bounds: allow-lists, size, future skew, the longest event-time retention.
+
+    A history replay accepts events of any age instead.
+    """
     return DecodeLimits(
         allow_lists={
             "channels": frozenset(settings.channels),
@@ -61,7 +68,7 @@ def decode_limits(settings: Settings) -> DecodeLimits:
         },
         max_event_bytes=settings.max_event_bytes,
         max_future_skew_ms=settings.max_future_skew_seconds * 1000,
-        max_age_ms=settings.day_retention_seconds * 1000,
+        max_age_ms=HISTORY_MAX_AGE_MS if history else settings.day_retention_seconds * 1000,
     )
 
 
@@ -76,8 +83,8 @@ def retention(settings: Settings) -> dict[Granularity, int]:
     }
 
 
-def aggregator(settings: Settings) -> KpiAggregator:
-    """The pure aggregator configured from settings."""
+def aggregator(settings: Settings, kept_from_s: int = 0) -> KpiAggregator:
+    """The pure aggregator configured from settings (``kept_from_s``: history replays)."""
     return KpiAggregator(
         BucketClock(settings.business_timezone),
         AggregatorConfig(
@@ -88,6 +95,7 @@ def aggregator(settings: Settings) -> KpiAggregator:
             allowed_lateness_ms=settings.allowed_lateness_seconds * 1000,
             order_dedupe_ms=settings.order_dedupe_days * 86_400_000,
             sla_ms=settings.sla_seconds * 1000,
+            kept_from_s=kept_from_s,
         ),
     )
 
@@ -207,10 +215,14 @@ def redis_writer(settings: Settings) -> SyncClient:
 
 
 def batch_processor(
-    settings: Settings, client: AsyncClient, dead_letters: DeadLetters
+    settings: Settings, client: AsyncClient, dead_letters: DeadLetters, kept_from_s: int = 0
 ) -> BatchProcessor:
-    """Decoder, aggregator and sink wired together (the sink's writer is made here)."""
-    agg = aggregator(settings)
+    """Decoder, aggregator and sink wired together (the sink's writer is made here).
+
+    ``kept_from_s`` (epoch seconds, a history replay's start): events of any age are
+    accepted, and every bucket is kept for its retention counted from then.
+    """
+    agg = aggregator(settings, kept_from_s)
     sink = RedisSink(
         client,
         redis_writer(settings),
@@ -218,10 +230,16 @@ def batch_processor(
         agg.clock,
         retention(settings),
         dedupe_horizon_s=settings.dedupe_minutes * 60,
+        kept_from_s=kept_from_s,
     )
     kinds = {topic: TopicKind(kind) for topic, kind in topic_kinds(settings).items()}
     return BatchProcessor(
-        decode_limits(settings), agg, sink, dead_letters, kinds, dedupe=settings.dedupe_minutes > 0
+        decode_limits(settings, history=kept_from_s > 0),
+        agg,
+        sink,
+        dead_letters,
+        kinds,
+        dedupe=settings.dedupe_minutes > 0,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from streams.common.settings import Settings
 from streams.worker.runtime import kpi_collector
 from tests.integration.clock import Clock
-from tests.integration.conftest import Stack, kpi_env, run_kpi
+from tests.integration.conftest import ROOT, Stack, kpi_env, run_kpi
 from tests.integration.kpi_compare import start_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
@@ -21,20 +23,13 @@ HEADER = (
 )
 
 
-def test_rees46_csv_yields_the_hand_computed_kpis(
-    stack: Stack, clock: Clock, tmp_path: Path
-) -> None:
-    # Eleven rows a minute apart, from two hours ago, all in one business day: moved to
-    # that day's start when they would straddle a midnight. The figures are read as of
-    # a minute after the last row, whose "day" is then theirs.
-    base = clock.now() // 60 * 60 - 2 * 3600
-    if start_of("d", base) != start_of("d", base + 600):
-        base = start_of("d", base + 600)
+def _rows(base: int) -> list[str]:
+    """Eleven hand-counted rows a minute apart from ``base``, and one that is not a row."""
 
     def at(minute: int) -> str:
         return datetime.fromtimestamp(base + 60 * minute, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
-    rows = [
+    return [
         f"{at(0)},view,p1,11,electronics.phone,acme,100.00,u1,s1",
         f"{at(1)},view,p2,12,kitchen.pan,beta,50.00,u1,s1",
         f"{at(2)},cart,p1,11,electronics.phone,acme,100.00,u1,s1",
@@ -48,6 +43,19 @@ def test_rees46_csv_yields_the_hand_computed_kpis(
         f"{at(10)},view,p3,13,,,20.00,u4,s4",
         "not,enough,columns",
     ]
+
+
+def test_rees46_csv_yields_the_hand_computed_kpis(
+    stack: Stack, clock: Clock, tmp_path: Path
+) -> None:
+    # Eleven rows a minute apart, from two hours ago, all in one business day: moved to
+    # that day's start when they would straddle a midnight. The figures are read as of
+    # a minute after the last row, whose "day" is then theirs.
+    base = clock.now() // 60 * 60 - 2 * 3600
+    if start_of("d", base) != start_of("d", base + 600):
+        base = start_of("d", base + 600)
+
+    rows = _rows(base)
     csv = tmp_path / "2019-Oct.csv"
     csv.write_text("\n".join([HEADER, *rows]) + "\n")
     env = kpi_env(stack, clock)
@@ -82,3 +90,44 @@ def test_rees46_csv_yields_the_hand_computed_kpis(
     assert got[("shop_top_categories_views", "electronics.phone")] == 2
     # p3 has no category_code: its category_id stands in (views by u2 and u4).
     assert got[("shop_top_categories_views", "13")] == 2
+
+
+def test_last_years_csv_replays_with_history_and_not_without(
+    stack: Stack, clock: Clock, tmp_path: Path
+) -> None:
+    # The public REES46 files are from October 2019: older than every retention.
+    base = int(datetime(2019, 10, 1, 2, 0, tzinfo=UTC).timestamp())  # 10:00 in Shanghai
+    csv = tmp_path / "2019-Oct.csv"
+    csv.write_text("\n".join([HEADER, *_rows(base)[:-1]]) + "\n")
+    env = kpi_env(stack, clock)
+    plain = subprocess.run(
+        [sys.executable, "-m", "streams", "replay", "--rees46", str(csv)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert plain.returncode == 1, plain.stderr[-2000:]
+    last = plain.stderr.strip().splitlines()[-1]
+    # 13 events: 6 views, 1 cart, 3 purchases as an order placed and paid (remove_from_cart
+    # has no event of its own).
+    assert "every record was rejected (13 too_old)" in last and "--history" in last
+
+    run_kpi(env, "replay", "--rees46", "--history", str(csv), timeout_s=300)
+    settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("KPI_")})
+    collector = kpi_collector(settings)
+    collector.now_s = lambda: base + 11 * 60
+    got = {
+        (s.name, s.labels.get("window")): s.value
+        for family in collector.collect()
+        for s in family.samples
+        if not s.labels.get("item")
+    }
+    assert got[("shop_page_views", "day")] == 6
+    assert got[("shop_unique_visitors", "day")] == 4
+    assert got[("shop_orders_paid", "day")] == 3
+    assert got[("shop_gmv_yuan", "day")] == 170.0
+    assert got[("shop_page_views", "month")] == 6
+    assert got[("shop_page_views", "hour")] == 6
