@@ -119,6 +119,12 @@ def _parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="show live KPIs in the terminal, from Prometheus")
     watch.add_argument("--interval", type=float, default=2.0, help="seconds between screens")
     watch.add_argument("--once", action="store_true", help="print one screen and exit")
+    watch.add_argument(
+        "--at",
+        help="print the screen as Prometheus had it at this ISO time with offset "
+        "(e.g. 2026-11-11T00:05:00+08:00) and exit; Prometheus holds what it scraped, "
+        "and what `kpi backfill` wrote into it",
+    )
     return parser
 
 
@@ -218,6 +224,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError as exc:
             raise KpiError(f"--week {week!r}: expected YYYY-Www ({exc})") from exc
         now = time.time()
+        if end + settings.day_retention_seconds < now:
+            print(
+                f"kpi report: {week} ended over {settings.day_retention_seconds // 86_400} days "
+                "ago (KPI_DAY_RETENTION_SECONDS): its figures are there only if "
+                "`kpi replay --history` wrote them since",
+                file=sys.stderr,
+            )
         collector = kpi_collector(settings)
         data = build(
             snapshot(collector, min(now, end - 1)),
@@ -242,14 +255,29 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from streams.views.watch import watch
 
         with contextlib.suppress(KeyboardInterrupt):
+            at = _moment(args.at, "--at") if args.at else None
             watch(
                 PrometheusClient(settings.prometheus_url),
                 settings.channels,
                 args.interval,
-                iterations=1 if args.once else None,
+                iterations=1 if args.once or at is not None else None,
+                at=at,
             )
         return 0
     raise AssertionError(args.command)
+
+
+def _moment(text: str, flag: str) -> float:
+    """An ISO time with its UTC offset, as epoch seconds (KpiError otherwise)."""
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise KpiError(f"{flag} {text!r} is not an ISO time") from exc
+    if moment.tzinfo is None:
+        raise KpiError(f"{flag} needs a UTC offset, e.g. 2026-11-11T00:00:00+08:00")
+    return moment.timestamp()
 
 
 def run_worker(settings: Settings) -> int:

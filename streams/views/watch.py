@@ -11,11 +11,11 @@ from streams.views.promql import PrometheusClient, PromQLError
 WINDOWS = ("5m", "30m", "hour", "day")
 
 
-def render(client: PrometheusClient, channels: tuple[str, ...]) -> str:
-    """One screen of KPIs as text."""
+def render(client: PrometheusClient, channels: tuple[str, ...], at: float | None = None) -> str:
+    """One screen of KPIs as text, as Prometheus had them at ``at`` (epoch s; default now)."""
 
     def by(promql: str, label: str) -> dict[str, float]:
-        return {s.labels.get(label, ""): s.value for s in client.query(promql)}
+        return {s.labels.get(label, ""): s.value for s in client.query(promql, at)}
 
     def num(values: dict[str, float], key: str, fmt: str = ",.0f") -> str:
         return format(values[key], fmt) if key in values else "no data"
@@ -24,7 +24,8 @@ def render(client: PrometheusClient, channels: tuple[str, ...]) -> str:
     uv = {w: by(f'shop_unique_visitors_by_channel{{window="{w}"}}', "channel") for w in WINDOWS}
     total_pv = by("shop_page_views", "window")
     total_uv = by("shop_unique_visitors", "window")
-    lines = [f"shop KPIs  {time.strftime('%Y-%m-%d %H:%M:%S')}  (event time; from Prometheus)", ""]
+    shown_at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+    lines = [f"shop KPIs  {shown_at}  (event time; from Prometheus)", ""]
     header = f"{'':<12}" + "".join(f"{'PV ' + w:>12}{'UV ' + w:>10}" for w in WINDOWS)
     lines.append(header)
     for channel in channels:
@@ -58,12 +59,15 @@ def render(client: PrometheusClient, channels: tuple[str, ...]) -> str:
         lines.append(f"{title:<22} {num(values, key, fmt) if key is not None else 'no data'}")
     lines.append("")
     ops = {
-        "consumed": by("sum by (topic) (shop_events_consumed_total)", "topic"),
-        "rejected": by("sum by (reason) (shop_events_rejected_total)", "reason"),
-        "watermark delay s": by("max by (topic) (shop_watermark_delay_seconds)", "topic"),
+        "consumed": (by("sum by (topic) (shop_events_consumed_total)", "topic"), ",.0f"),
+        "rejected": (by("sum by (reason) (shop_events_rejected_total)", "reason"), ",.0f"),
+        "watermark delay s": (
+            by("max by (topic) (shop_watermark_delay_seconds)", "topic"),
+            ",.1f",
+        ),
     }
-    for name, values in ops.items():
-        shown = ", ".join(f"{k}={v:,.1f}" for k, v in sorted(values.items())) or "none"
+    for name, (values, fmt) in ops.items():
+        shown = ", ".join(f"{k}={v:{fmt}}" for k, v in sorted(values.items())) or "none"
         lines.append(f"{name:<22} {shown}")
     return "\n".join(lines)
 
@@ -74,12 +78,16 @@ def watch(
     interval_s: float,
     iterations: int | None = None,
     out: TextIO = sys.stdout,
+    at: float | None = None,
 ) -> None:
-    """Redraw every ``interval_s`` until interrupted (or ``iterations`` screens)."""
+    """Redraw every ``interval_s`` until interrupted (or ``iterations`` screens).
+
+    With ``at`` (epoch seconds), each screen is that past moment's.
+    """
     shown = 0
     while iterations is None or shown < iterations:
         try:
-            screen = render(client, channels)
+            screen = render(client, channels, at)
         except PromQLError as exc:
             screen = f"waiting for Prometheus: {exc}"
         clear = "\x1b[2J\x1b[H" if out.isatty() else ""

@@ -131,3 +131,7 @@ def test_last_years_csv_replays_with_history_and_not_without(
     assert got[("shop_gmv_yuan", "day")] == 170.0
     assert got[("shop_page_views", "month")] == 6
     assert got[("shop_page_views", "hour")] == 6
+    # The weekly review of that week reads it back, and says the week is past retention.
+    stderr = run_kpi(env, "report", "--week", "2019-W40", "--out", str(tmp_path / "review"))
+    assert "2019-W40 ended over 400 days ago" in stderr
+    assert "| PV | 6 |" in (tmp_path / "review" / "report.md").read_text()
