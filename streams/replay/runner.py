@@ -114,12 +114,13 @@ class ReplayDeadLetters:
 
     async def publish(self, shard: Shard, offset: int, rejection: Rejection, raw: bytes) -> None:
         """Count the rejection and report it with its file and line."""
-        where = f"{shard.id}@{offset}"
+        where, detail = f"{shard.id}@{offset}", rejection.detail
         for first, batch in self._sources.get(shard, ()):
             if first <= offset < first + len(batch):
                 where = batch[offset - first].location
+                detail = batch[offset - first].problem or detail
         self.report.rejected[rejection.reason.value] += 1
-        line = f"{where}: {rejection.reason.value}: {rejection.detail}"
+        line = f"{where}: {rejection.reason.value}: {detail}"
         if len(self.report.first_rejects) < MAX_REPORTED_REJECTS:
             self.report.first_rejects.append(line)
         if self.rejects is not None:

@@ -38,6 +38,8 @@ class SourceRecord(NamedTuple):
     value: bytes
     file: str
     line: int
+    problem: str = ""
+    """Why the source could not make an event of the line (then ``value`` is refused)."""
 
     @property
     def location(self) -> str:
@@ -194,9 +196,12 @@ def _rees46_time(text: str) -> str:
 def _rees46_events(row: list[str], file: str, line: int) -> Iterator[SourceRecord]:
     at = (file, line)
     if len(row) != len(REES46_COLUMNS):
+        # Not JSON on purpose: rejected (malformed_json) in its place, so the offsets of
+        # the lines after it stay those of their lines; the report gives the CSV reason.
+        problem = f"CSV row of {len(row)} fields, expected {len(REES46_COLUMNS)}"
         yield SourceRecord(
-            TopicKind.CLICKSTREAM, b"{" + b",".join(c.encode() for c in row), *at
-        )  # malformed on purpose: rejected with its line number
+            TopicKind.CLICKSTREAM, b"{" + b",".join(c.encode() for c in row), *at, problem
+        )
         return
     when, kind, product, category_id, category_code, brand, price, user, session = row
     common = {

@@ -58,7 +58,8 @@ Reasons: `oversize`, `malformed_json` (includes invalid UTF-8 and `NaN`
 literals), `not_an_object`, `unsupported_schema`, `unknown_type`,
 `wrong_topic`, `missing_field`, `wrong_type`, `out_of_range`, `bad_timestamp`
 (not ISO 8601, no offset, not finite), `too_old` (older than the day-bucket
-retention), `too_far_in_future` (more than `KPI_MAX_FUTURE_SKEW_SECONDS` ahead
+retention; an `event_time` that reads as epoch seconds is named in the detail),
+`too_far_in_future` (more than `KPI_MAX_FUTURE_SKEW_SECONDS` ahead
 of the worker's clock), `duplicate_event_id` (an `event_id` already accepted on
 the same partition for an event with the same event time, within
 `KPI_DEDUPE_MINUTES`, default 10; 0 turns the check off), `duplicate_order_event`
@@ -66,6 +67,11 @@ the same partition for an event with the same event time, within
 when that order id already had one, whatever its `event_id`, within
 `KPI_ORDER_DEDUPE_DAYS` of event time, default 3: a resent webhook, a reloaded
 confirmation page, or a second, different payment of the same order).
+
+An order with one invalid line (`items[2].quantity` below 1, say) is rejected
+whole, with the line and field in the detail (`items[2].quantity: ...`): counting
+the other lines would report an amount, units and product sales that disagree with
+the order's own `amount`, so an order counts entirely or not at all.
 
 Dead letters are published at least once: a worker killed between publishing
 and applying a batch publishes that batch's rejections again after restart

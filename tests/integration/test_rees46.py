@@ -60,7 +60,7 @@ def test_rees46_csv_yields_the_hand_computed_kpis(
     csv.write_text("\n".join([HEADER, *rows]) + "\n")
     env = kpi_env(stack, clock)
     stderr = run_kpi(env, "replay", "--rees46", str(csv), timeout_s=300)
-    assert f"{csv}:13: malformed_json" in stderr
+    assert f"{csv}:13: malformed_json: CSV row of 3 fields, expected 9" in stderr
 
     settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("KPI_")})
     collector = kpi_collector(settings)

@@ -142,3 +142,14 @@ def test_epoch_seconds_are_named_in_the_rejection() -> None:
     old_ms = json.dumps({**EXAMPLES["page_view"], "event_time": NOW - 2 * 86_400_000}).encode()
     rejected = both(old_ms, TopicKind.CLICKSTREAM)
     assert isinstance(rejected, Rejection) and "seconds" not in rejected.detail
+
+
+def test_one_bad_order_line_rejects_the_order_and_names_the_line() -> None:
+    paid = EXAMPLES["order_paid"]
+    items = [dict(item) for item in paid["items"]] * 3  # type: ignore[attr-defined]
+    items[2] = {**items[2], "quantity": -1}
+    raw = json.dumps({**paid, "event_time": NOW - 1000, "items": items}).encode()
+    rejected = both(raw, TopicKind.ORDERS)
+    assert isinstance(rejected, Rejection)
+    assert rejected.reason is RejectReason.OUT_OF_RANGE
+    assert "items[2].quantity" in rejected.detail
