@@ -40,3 +40,28 @@ def test_a_row_sent_twice_counts_once_in_a_dry_run(tmp_path: Path) -> None:
     pv = sum(int(cells[1].replace(",", "")) for cells in days)
     assert pv == 2, result.stdout
     assert "rejected duplicate_event_id: 1" in result.stderr
+
+
+def test_a_dry_run_of_a_chat_log_shows_its_figures(tmp_path: Path) -> None:
+    # Two conversations an hour ago: one answered by an agent 12 s after the customer
+    # wrote, one not answered. Hand-counted: 2 conversations, 2 customer messages,
+    # 1 response, 12.0 s to the first response.
+    t = int(time.time() * 1000) - 3_600_000
+    rows = [
+        {"type": "customer_message", "event_id": "m1", "event_time": t, "conversation_id": "c1"},
+        {
+            "type": "agent_message",
+            "event_id": "m2",
+            "event_time": t + 12_000,
+            "conversation_id": "c1",
+            "agent_id": "a1",
+        },
+        {"type": "customer_message", "event_id": "m3", "event_time": t, "conversation_id": "c2"},
+    ]
+    log = tmp_path / "chat.jsonl"
+    log.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = dry_run(log)
+    assert "conversations" in result.stdout, result.stdout
+    (day,) = [line.split() for line in result.stdout.splitlines()[4:] if line[:2] == "20"]
+    assert day[1:5] == ["2", "2", "1", "100.0%"], result.stdout
+    assert day[5] == "12.0", result.stdout
