@@ -8,8 +8,9 @@ import time
 from datetime import datetime
 
 from streams.common.errors import KpiError
+from streams.common.keys import KeyLayout
 from streams.common.settings import Settings
-from streams.common.timebuckets import Bucket, BucketClock
+from streams.common.timebuckets import Bucket, BucketClock, Granularity
 from streams.metrics.windows import Precision
 from streams.replay.backfill import History, create_blocks, install_blocks, write_openmetrics
 from streams.worker.runtime import family_builder, retention, store_reader, sync_redis
@@ -26,16 +27,37 @@ def _epoch(text: str, flag: str) -> int:
 
 
 def history(settings: Settings, now_s: float) -> History:
-    """The figures of past moments, with the buckets the store still keeps at ``now_s``."""
+    """The figures of past moments, with the buckets the store still keeps at ``now_s``.
+
+    A bucket is kept for its retention after its end, or after the moment a history
+    replay wrote it (``kpi replay --history``) if that was later. That moment is read
+    back from the expiry of the bucket's day: the sink set it to the later of the two
+    plus the day retention.
+    """
     clock = BucketClock(settings.business_timezone)
     kept_for = retention(settings)
+    client = sync_redis(settings)
+    reader = store_reader(settings, client)
+    layout = KeyLayout(settings.redis_prefix)
+    written: dict[Bucket, float] = {}
+
+    def kept_from(bucket: Bucket) -> float:
+        day = clock.bucket_at(Granularity.DAY, bucket.start)
+        if day not in written:
+            written[day] = 0.0
+            for shard in reader.shards():
+                expiry = client.expiretime(layout.counters(shard, day))
+                if isinstance(expiry, int) and expiry > 0:
+                    written[day] = max(written[day], expiry - kept_for[Granularity.DAY])
+        return written[day]
 
     def kept(bucket: Bucket) -> bool:
-        return clock.end_of(bucket) + kept_for[bucket.granularity] > now_s
+        end = clock.end_of(bucket)
+        if end + kept_for[bucket.granularity] > now_s:
+            return True
+        return max(end, kept_from(bucket)) + kept_for[bucket.granularity] > now_s
 
-    return History(
-        store_reader(settings, sync_redis(settings)), family_builder(settings), clock, kept
-    )
+    return History(reader, family_builder(settings), clock, kept)
 
 
 def run_backfill(settings: Settings, args: argparse.Namespace) -> int:

@@ -135,3 +135,23 @@ def test_last_years_csv_replays_with_history_and_not_without(
     stderr = run_kpi(env, "report", "--week", "2019-W40", "--out", str(tmp_path / "review"))
     assert "2019-W40 ended over 400 days ago" in stderr
     assert "| PV | 6 |" in (tmp_path / "review" / "report.md").read_text()
+    # And Prometheus history of those minutes can be written from it.
+    run_kpi(
+        env,
+        "backfill",
+        "--from",
+        "2019-10-01T10:00:00+08:00",
+        "--to",
+        "2019-10-01T10:20:00+08:00",
+        "--metrics",
+        "shop_page_views",
+        "--out",
+        str(tmp_path / "backfill"),
+    )
+    day = [
+        float(line.split()[1])
+        for line in (tmp_path / "backfill" / "history.om").read_text().splitlines()
+        if line.startswith("shop_page_views{") and 'window="day"' in line
+    ]
+    assert day and max(day) == 6
+    assert day[0] < 6  # the day so far at 10:00 holds the first minute's view only
