@@ -255,7 +255,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from streams.views.watch import watch
 
         with contextlib.suppress(KeyboardInterrupt):
-            at = _moment(args.at, "--at") if args.at else None
+            from streams.common.timebuckets import instant
+
+            at = instant(args.at, "--at") if args.at else None
             watch(
                 PrometheusClient(settings.prometheus_url),
                 settings.channels,
@@ -265,19 +267,6 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             )
         return 0
     raise AssertionError(args.command)
-
-
-def _moment(text: str, flag: str) -> float:
-    """An ISO time with its UTC offset, as epoch seconds (KpiError otherwise)."""
-    from datetime import datetime
-
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise KpiError(f"{flag} {text!r} is not an ISO time") from exc
-    if moment.tzinfo is None:
-        raise KpiError(f"{flag} needs a UTC offset, e.g. 2026-11-11T00:00:00+08:00")
-    return moment.timestamp()
 
 
 def run_worker(settings: Settings) -> int:
@@ -296,21 +285,13 @@ def run_exporter(settings: Settings) -> int:
     """Serve /metrics until SIGTERM or Ctrl-C."""
     from prometheus_client import CollectorRegistry
 
-    from streams.metrics.http_metrics import serve
+    from streams.metrics.http_metrics import serve_configured
     from streams.worker.runtime import kpi_collector, tune_gc_for_batches
 
     tune_gc_for_batches()  # a scrape allocates tens of thousands of short-lived objects
     registry = CollectorRegistry()
     registry.register(kpi_collector(settings))
-    server, thread = serve(
-        registry,
-        settings.exporter_host,
-        settings.exporter_port,
-        tls_cert=settings.exporter_tls_cert,
-        tls_key=settings.exporter_tls_key,
-        user=settings.exporter_basic_auth_user,
-        password=settings.exporter_basic_auth_password,
-    )
+    server, thread = serve_configured(registry, settings, settings.exporter_port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -15,6 +15,8 @@ from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from streams.common.errors import KpiError
+
 
 class Granularity(enum.StrEnum):
     """Bucket sizes stored in Redis."""
@@ -127,3 +129,18 @@ class BucketClock:
 def _midnight(local: datetime) -> datetime:
     """Re-resolve a local midnight's UTC offset (a week or month may start across a DST change)."""
     return datetime(local.year, local.month, local.day, tzinfo=local.tzinfo)
+
+
+def instant(text: str, flag: str) -> float:
+    """An ISO time with its UTC offset, as epoch seconds (``flag`` names it in errors).
+
+    Raises :class:`KpiError` for text that is not an ISO time or has no offset (a time
+    without one would be read in the machine's zone, not the shop's).
+    """
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise KpiError(f"{flag} {text!r} is not an ISO time") from exc
+    if moment.tzinfo is None:
+        raise KpiError(f"{flag} needs a UTC offset, e.g. 2026-11-11T00:00:00+08:00")
+    return moment.timestamp()

@@ -19,6 +19,7 @@ from wsgiref.simple_server import make_server
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 from prometheus_client.registry import CollectorRegistry
 
+from streams.common.settings import Settings
 from streams.metrics.exposition import metrics_app
 
 log = logging.getLogger(__name__)
@@ -77,3 +78,21 @@ def serve(
         " (basic auth)" if user or password else "",
     )
     return server, thread
+
+
+def serve_configured(
+    registry: CollectorRegistry, settings: Settings, port: int
+) -> tuple[Any, threading.Thread]:
+    """:func:`serve` on ``KPI_EXPORTER_HOST:port`` with the exporter's TLS and basic auth.
+
+    The exporter's and the worker's endpoints share them.
+    """
+    return serve(
+        registry,
+        settings.exporter_host,
+        port,
+        tls_cert=settings.exporter_tls_cert,
+        tls_key=settings.exporter_tls_key,
+        user=settings.exporter_basic_auth_user,
+        password=settings.exporter_basic_auth_password,
+    )

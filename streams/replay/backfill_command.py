@@ -5,25 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime
 
 from streams.common.errors import KpiError
 from streams.common.keys import KeyLayout
 from streams.common.settings import Settings
-from streams.common.timebuckets import Bucket, BucketClock, Granularity
+from streams.common.timebuckets import Bucket, BucketClock, Granularity, instant
 from streams.metrics.windows import Precision
 from streams.replay.backfill import History, create_blocks, install_blocks, write_openmetrics
 from streams.worker.runtime import family_builder, retention, store_reader, sync_redis
-
-
-def _epoch(text: str, flag: str) -> int:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise KpiError(f"{flag} {text!r} is not an ISO time") from exc
-    if moment.tzinfo is None:
-        raise KpiError(f"{flag} needs a UTC offset, e.g. 2026-11-11T00:00:00+08:00")
-    return int(moment.timestamp())
 
 
 def history(settings: Settings, now_s: float) -> History:
@@ -63,7 +52,7 @@ def history(settings: Settings, now_s: float) -> History:
 def run_backfill(settings: Settings, args: argparse.Namespace) -> int:
     """Write the OpenMetrics file (and blocks); returns the exit code."""
     try:
-        start, end = _epoch(args.start, "--from"), _epoch(args.end, "--to")
+        start, end = int(instant(args.start, "--from")), int(instant(args.end, "--to"))
         if end <= start or args.step <= 0:
             raise KpiError("need --from < --to and a positive --step")
         if end > time.time():

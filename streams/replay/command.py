@@ -7,11 +7,11 @@ import asyncio
 import sys
 import time
 from contextlib import ExitStack
-from datetime import datetime
 from typing import TextIO
 
 from streams.common.errors import KpiError
 from streams.common.settings import Settings, topic_kinds
+from streams.common.timebuckets import instant
 from streams.ingest.events import TopicKind
 from streams.ingest.kafka_auth import client_kwargs
 from streams.replay.dry_run import dry_run_summary
@@ -129,10 +129,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> ReplayReport:
                     )
                 start_ms = None
                 if args.from_time:
-                    moment = datetime.fromisoformat(args.from_time)
-                    if moment.tzinfo is None:
-                        raise KpiError("--from-time needs a UTC offset, e.g. +08:00")
-                    start_ms = int(moment.timestamp() * 1000)
+                    start_ms = int(instant(args.from_time, "--from-time") * 1000)
                 progress = Progress(0)
                 bar = ProgressBar(progress)
                 span = KafkaRange(args.kafka_topic, args.from_offset, start_ms)

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from streams.common.keys import Shard
 from streams.common.settings import Settings
-from streams.metrics.http_metrics import serve
+from streams.metrics.http_metrics import serve_configured
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +74,7 @@ class WorkerMetrics:
         """Metrics on ``KPI_WORKER_METRICS_PORT``, behind the exporter's TLS and basic auth."""
         registry = CollectorRegistry()
         metrics = cls(registry, topics)
-        serve(
-            registry,
-            settings.exporter_host,
-            settings.worker_metrics_port,
-            tls_cert=settings.exporter_tls_cert,
-            tls_key=settings.exporter_tls_key,
-            user=settings.exporter_basic_auth_user,
-            password=settings.exporter_basic_auth_password,
-        )
+        serve_configured(registry, settings, settings.worker_metrics_port)
         return metrics
 
     def set_healthy(self, healthy: bool) -> None:

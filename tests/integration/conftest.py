@@ -225,16 +225,24 @@ def kpi_env(stack: Stack, clock: Clock, **settings: str) -> dict[str, str]:
     return env
 
 
-def run_kpi(env: dict[str, str], *args: str, timeout_s: float = 900) -> str:
-    """Run ``kpi ARGS`` to completion; fails the test on a non-zero exit; returns stderr."""
-    result = subprocess.run(
+def kpi(
+    env: dict[str, str], *args: str, timeout_s: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """Run ``kpi ARGS`` to completion, whatever its exit status."""
+    return subprocess.run(
         [sys.executable, "-m", "streams", *args],
         env=env,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout_s,
         check=False,
     )
+
+
+def run_kpi(env: dict[str, str], *args: str, timeout_s: float = 900) -> str:
+    """Run ``kpi ARGS`` to completion; fails the test on a non-zero exit; returns stderr."""
+    result = kpi(env, *args, timeout_s=timeout_s)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stderr
 

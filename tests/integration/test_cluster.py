@@ -14,14 +14,15 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 import redis
 
-from loadtest.generator import Produced, generate
+from loadtest.generator import Generated, Produced, generate
 from streams.common.keys import KeyLayout, Shard
 from tests.integration import test_all_kpis, test_sigkill
-from tests.integration.conftest import Cluster, Pipeline
+from tests.integration.conftest import Cluster, Pipeline, Service
 from tests.integration.kpi_compare import daily_traffic_problems
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -47,6 +48,60 @@ def _master_of(pipeline: Pipeline, shard: Shard) -> int:
         if start <= slot <= end:
             return int(nodes["primary"][1])
     raise AssertionError(f"no node serves slot {slot}")
+
+
+@dataclass
+class Load:
+    """Generated traffic being produced while the worker applies it."""
+
+    generated: Generated
+    worker: Service
+    producer: threading.Thread
+    produced: list[Produced]
+
+    def finish(self, pipeline: Pipeline) -> dict[int, int]:
+        """Wait for the producer, then for every offset it produced to be applied."""
+        self.producer.join(timeout=300)
+        assert self.produced, "producer failed"
+        pipeline.wait_applied(self.produced[0].last_offsets)
+        return self.produced[0].last_offsets
+
+
+def _under_load(pipeline: Pipeline, events: int, seed: int, pause_s: float, share: int) -> Load:
+    """Exporter and worker started, ``events`` produced in the background; returns once
+    1 / ``share`` of them is applied."""
+    generated = generate(events, pipeline.clock.now_ms() - 10 * 60_000, 10 * 60, seed=seed)
+    pipeline.create_topics()
+    pipeline.start("exporter")
+    worker = pipeline.start("worker")
+    worker.wait_log("Worker ready")
+    produced: list[Produced] = []
+    producer = threading.Thread(
+        target=lambda: produced.append(pipeline.produce(generated.messages, 1_000, pause_s))
+    )
+    producer.start()
+    deadline = time.monotonic() + 120
+    while sum(o + 1 for o in pipeline.applied_offsets().values()) < events // share:
+        assert time.monotonic() < deadline, "worker made no progress"
+        time.sleep(0.05)
+    return Load(generated, worker, producer, produced)
+
+
+def _counted_once(
+    pipeline: Pipeline,
+    load: Load,
+    last: dict[int, int],
+    what: str,
+    measure: Callable[[str, str], None],
+) -> None:
+    """Every produced event counted once, as Prometheus scraped it."""
+    scrape = pipeline.wait_scraped(last)
+    prom = pipeline.stack.prometheus()
+    assert daily_traffic_problems(prom, scrape.real_s, scrape.at, load.generated.truth) == []
+    consumed = prom.query(f'shop_events_consumed_total{{topic="{pipeline.topic}"}}', scrape.real_s)
+    events = len(load.generated.messages)
+    measure(f"{what}: events produced / counted", f"{events:,} / {consumed[0].value:,.0f}")
+    assert consumed[0].value == events
 
 
 def _node_id(port: int) -> str:
@@ -101,21 +156,7 @@ def test_slots_moved_under_load_lose_and_duplicate_nothing(
     cluster_pipeline: Pipeline, redis_cluster: Cluster, measure: Callable[[str, str], None]
 ) -> None:
     pipeline = cluster_pipeline
-    generated = generate(20_000, pipeline.clock.now_ms() - 10 * 60_000, 10 * 60, seed=29)
-    messages, truth = generated.messages, generated.truth
-    pipeline.create_topics()
-    pipeline.start("exporter")
-    worker = pipeline.start("worker")
-    worker.wait_log("Worker ready")
-    produced: list[Produced] = []
-    producer = threading.Thread(
-        target=lambda: produced.append(pipeline.produce(messages, 1_000, 0.3))
-    )
-    producer.start()
-    deadline = time.monotonic() + 120
-    while sum(o + 1 for o in pipeline.applied_offsets().values()) < len(messages) // 4:
-        assert time.monotonic() < deadline, "worker made no progress"
-        time.sleep(0.05)
+    load = _under_load(pipeline, 20_000, seed=29, pause_s=0.3, share=4)
     client = pipeline.redis()
     layout = KeyLayout(pipeline.prefix)
     slots = [client.keyslot(layout.applied(Shard(pipeline.topic, p))) for p in range(4)]
@@ -129,9 +170,7 @@ def test_slots_moved_under_load_lose_and_duplicate_nothing(
         moved = _move_slot(slot, source, target, masters, tls_port)
         moves.append((partition, source, target, moved))
     seconds = time.monotonic() - started
-    producer.join(timeout=300)
-    assert produced, "producer failed"
-    pipeline.wait_applied(produced[0].last_offsets)
+    last = load.finish(pipeline)
     for partition, _, target, keys in moves:
         assert keys > 0
         assert _owner(slots[partition], redis_cluster.ports) == target
@@ -139,16 +178,8 @@ def test_slots_moved_under_load_lose_and_duplicate_nothing(
         "cluster resharding: slots moved under load, keys, seconds",
         f"{len(moves)}, {sum(m[3] for m in moves):,}, {seconds:.1f}",
     )
-    scrape = pipeline.wait_scraped(produced[0].last_offsets)
-    prom = pipeline.stack.prometheus()
-    assert daily_traffic_problems(prom, scrape.real_s, scrape.at, truth) == []
-    consumed = prom.query(f'shop_events_consumed_total{{topic="{pipeline.topic}"}}', scrape.real_s)
-    measure(
-        "cluster resharding: events produced / counted",
-        f"{len(messages):,} / {consumed[0].value:,.0f}",
-    )
-    assert consumed[0].value == len(messages)
-    retries = worker.log.read_text(errors="replace").count("retrying in")
+    _counted_once(pipeline, load, last, "cluster resharding", measure)
+    retries = load.worker.log.read_text(errors="replace").count("retrying in")
     measure("cluster resharding: applies retried while a slot moved", str(retries))
 
 
@@ -156,22 +187,8 @@ def test_a_master_killed_under_load_loses_and_duplicates_nothing(
     cluster_pipeline: Pipeline, redis_cluster: Cluster, measure: Callable[[str, str], None]
 ) -> None:
     pipeline = cluster_pipeline
-    now_ms = pipeline.clock.now_ms()
-    generated = generate(40_000, now_ms - 10 * 60_000, 10 * 60, seed=23)
-    messages, truth = generated.messages, generated.truth
-    pipeline.create_topics()
-    pipeline.start("exporter")
-    worker = pipeline.start("worker")
-    worker.wait_log("Worker ready")
-    produced: list[Produced] = []
-    producer = threading.Thread(
-        target=lambda: produced.append(pipeline.produce(messages, 1_000, 0.4))
-    )
-    producer.start()
-    deadline = time.monotonic() + 120
-    while sum(o + 1 for o in pipeline.applied_offsets().values()) < len(messages) // 3:
-        assert time.monotonic() < deadline, "worker made no progress"
-        time.sleep(0.05)
+    load = _under_load(pipeline, 40_000, seed=23, pause_s=0.4, share=3)
+    worker = load.worker
     # The master of a clickstream partition; the first node of the address if it is one
     # (the node clients would otherwise have started from).
     masters = {p: _master_of(pipeline, Shard(pipeline.topic, p)) for p in range(4)}
@@ -188,23 +205,13 @@ def test_a_master_killed_under_load_loses_and_duplicates_nothing(
             assert time.monotonic() - killed < 120, worker.tail()
             time.sleep(0.1)
         recovered = time.monotonic() - killed
-        producer.join(timeout=300)
-        assert produced, "producer failed"
-        pipeline.wait_applied(produced[0].last_offsets)
+        last = load.finish(pipeline)
         assert _master_of(pipeline, shard) != port, "no replica was promoted"
     finally:
         redis_cluster.up()  # the killed node comes back as a replica
     measure(
         "cluster failover: seconds from the master's kill to applying again", f"{recovered:.1f}"
     )
-    scrape = pipeline.wait_scraped(produced[0].last_offsets)
-    prom = pipeline.stack.prometheus()
-    assert daily_traffic_problems(prom, scrape.real_s, scrape.at, truth) == []
-    consumed = prom.query(f'shop_events_consumed_total{{topic="{pipeline.topic}"}}', scrape.real_s)
-    measure(
-        "cluster failover: events produced / counted",
-        f"{len(messages):,} / {consumed[0].value:,.0f}",
-    )
-    assert consumed[0].value == len(messages)
+    _counted_once(pipeline, load, last, "cluster failover", measure)
     lost = "Redis lost writes" in worker.log.read_text(errors="replace")
     measure("cluster failover: acknowledged writes lost and read again", "yes" if lost else "no")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from streams.common.settings import Settings
 from streams.worker.runtime import kpi_collector
 from tests.integration.clock import Clock
-from tests.integration.conftest import ROOT, Stack, kpi_env, run_kpi
+from tests.integration.conftest import Stack, kpi, kpi_env, run_kpi
 from tests.integration.kpi_compare import start_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
@@ -100,15 +98,7 @@ def test_last_years_csv_replays_with_history_and_not_without(
     csv = tmp_path / "2019-Oct.csv"
     csv.write_text("\n".join([HEADER, *_rows(base)[:-1]]) + "\n")
     env = kpi_env(stack, clock)
-    plain = subprocess.run(
-        [sys.executable, "-m", "streams", "replay", "--rees46", str(csv)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    plain = kpi(env, "replay", "--rees46", str(csv), timeout_s=300)
     assert plain.returncode == 1, plain.stderr[-2000:]
     last = plain.stderr.strip().splitlines()[-1]
     # 13 events: 6 views, 1 cart, 3 purchases as an order placed and paid (remove_from_cart

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.integration.clock import Clock
-from tests.integration.conftest import ROOT, Stack, kpi_env
+from tests.integration.conftest import Stack, kpi, kpi_env
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +34,7 @@ def test_events_in_epoch_seconds_are_all_rejected_with_the_reason(
     ]
     events = tmp_path / "clickstream.jsonl"
     events.write_text("\n".join(lines) + "\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "streams", "replay", str(events)],
-        env=kpi_env(stack, clock),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = kpi(kpi_env(stack, clock), "replay", str(events), timeout_s=120)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "0 counted, 0 already applied, 3 rejected" in result.stderr
     assert "looks like epoch seconds: send milliseconds" in result.stderr

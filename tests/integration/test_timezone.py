@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.integration.clock import Clock
-from tests.integration.conftest import ROOT, Stack, kpi_env, run_kpi
+from tests.integration.conftest import Stack, kpi, kpi_env, run_kpi
 
 pytestmark = pytest.mark.integration
 
@@ -33,15 +31,7 @@ def test_a_changed_time_zone_is_refused(stack: Stack, clock: Clock, tmp_path: Pa
     run_kpi(env, "replay", str(events))
     for command in (["replay", str(events), "--source-id", "again"], ["exporter"]):
         moved = dict(env, KPI_BUSINESS_TIMEZONE="Europe/Berlin")
-        result = subprocess.run(
-            [sys.executable, "-m", "streams", *command],
-            env=moved,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = kpi(moved, *command, timeout_s=60)
         assert result.returncode == 2, result.stderr[-2000:]
         (line,) = result.stderr.strip().splitlines()
         assert "KPI_BUSINESS_TIMEZONE=Europe/Berlin" in line and "Asia/Shanghai" in line

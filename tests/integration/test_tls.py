@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +32,7 @@ from tests.integration.conftest import (
     Stack,
     _pipeline,
     free_port,
+    kpi,
 )
 
 pytestmark = pytest.mark.integration
@@ -147,7 +146,7 @@ def test_worker_over_sasl_ssl_to_redis_tls_with_a_client_certificate(pipeline: P
         urllib.request.urlopen(f"http://127.0.0.1:{worker_port}/metrics", timeout=5)
 
     wrong = dict(pipeline.env, KPI_KAFKA_SASL_PASSWORD="not-the-password")
-    refused = _kpi(wrong, "create-topics", "--wait", "5")
+    refused = kpi(wrong, "create-topics", "--wait", "5")
     assert refused.returncode == 2
     assert "cannot reach Kafka" in refused.stderr and "not-the-password" not in refused.stderr
 
@@ -174,7 +173,7 @@ def test_replay_and_worker_over_ssl_into_the_cluster_over_tls(
     generated = generate(3_000, pipeline.clock.now_ms() - 90_000, 80, seed=11)
     produced = _produce_over(pipeline, pipeline.env, generated)
     assert sum(o + 1 for o in produced.values()) == 3_000
-    replayed = _kpi(pipeline.env, "replay", "--kafka-topic", pipeline.topic, "--from-offset", "0")
+    replayed = kpi(pipeline.env, "replay", "--kafka-topic", pipeline.topic, "--from-offset", "0")
     assert replayed.returncode == 0, replayed.stderr[-2000:]
     assert pipeline.applied_offsets() == produced
 
@@ -189,18 +188,6 @@ def test_replay_and_worker_over_ssl_into_the_cluster_over_tls(
     pipeline.start("exporter")
     body = _scrape(int(pipeline.env["KPI_EXPORTER_PORT"]), stack)
     assert _page_views_30m(body) == generated.truth.events + more.truth.events
-
-
-def _kpi(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 # (command, settings, words the one line must hold); paths name files of stack.tls.
@@ -274,7 +261,7 @@ def test_wrong_certificates_give_one_line(
             )
     args = ("replay", str(ROOT / "README.md")) if command == "replay" else (command,)
     started = time.monotonic()
-    result = _kpi(env, *args)
+    result = kpi(env, *args)
     seconds = time.monotonic() - started
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr[-2000:]
