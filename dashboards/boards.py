@@ -113,6 +113,26 @@ def war_room() -> d.Dashboard:
             )
         )
         .with_panel(
+            big_stat(
+                "跳失率 today (visitors, one page view)",
+                'shop_live_bounce_rate{window="day"}',
+                "percentunit",
+                0,
+                10,
+                decimals=1,
+            )
+        )
+        .with_panel(
+            big_stat(
+                "跳失率 this hour",
+                'shop_live_bounce_rate{window="hour"}',
+                "percentunit",
+                4,
+                10,
+                decimals=1,
+            )
+        )
+        .with_panel(
             series(
                 "GMV per complete minute, against the same minute last week",
                 [

@@ -36,10 +36,26 @@ def _event_ms(value: bytes, fallback: int) -> int:
         return fallback  # an intentionally broken event: send it when its round starts
 
 
+CHATS_PER_MINUTE = 10
+"""Live chats begun per minute: with conversations lasting about three minutes, about 30
+open at once, below the 8 agents' capacity of 40 (5 each), so waits stay short."""
+OVERRUN_S = 3_600
+"""How long a live round's visits and chats may go on after the round."""
+
+
 async def produce_live(
-    bootstrap: str, topics: Mapping[str, str], rate: float, seed: int, round_s: int = 300
+    bootstrap: str,
+    topics: Mapping[str, str],
+    rate: float,
+    seed: int,
+    round_s: int = 300,
+    chats_per_minute: float = CHATS_PER_MINUTE,
 ) -> None:
-    """Endless shop traffic in real time: rounds are planned ahead and sent when due."""
+    """Endless shop traffic in real time: rounds are planned ahead and sent when due.
+
+    A round's visits and conversations go on past its end (:data:`OVERRUN_S`), as they
+    would in a shop, instead of stopping with the round.
+    """
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50)
@@ -54,7 +70,13 @@ async def produce_live(
             if planned_until - now_ms < 30_000:
                 visitors = max(1, int(rate * round_s / MESSAGES_PER_VISITOR))
                 traffic = generate_shop(
-                    seed + round_no, planned_until, round_s, visitors, bad_ratio=0.002
+                    seed + round_no,
+                    planned_until,
+                    round_s,
+                    visitors,
+                    bad_ratio=0.002,
+                    conversations=round(chats_per_minute * round_s / 60),
+                    overrun_s=OVERRUN_S,
                 )
                 for kind, messages in traffic.messages.items():
                     for key, value in messages:
@@ -87,13 +109,23 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(f"--{kind}-topic", default=kind, help=f"topic of {kind} events")
     p.add_argument("--live", action="store_true", help="endless traffic stamped in real time")
     p.add_argument("--rate", type=float, default=200.0, help="live messages per second")
+    p.add_argument(
+        "--chats-per-minute",
+        type=float,
+        default=CHATS_PER_MINUTE,
+        help="live customer-service chats begun per minute",
+    )
     args = p.parse_args(argv)
     topics = {kind: getattr(args, f"{kind}_topic") for kind in TOPICS}
     if args.live:
         if not args.kafka:
             p.error("--live needs --kafka")
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(produce_live(args.kafka, topics, args.rate, args.seed))
+            asyncio.run(
+                produce_live(
+                    args.kafka, topics, args.rate, args.seed, chats_per_minute=args.chats_per_minute
+                )
+            )
         return 0
     end_ms = int(time.time() * 1000)
     traffic = generate_shop(

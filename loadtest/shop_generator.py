@@ -145,7 +145,13 @@ class _Shop:
     """One generation run: the random source, the rows so far and the truth."""
 
     def __init__(
-        self, seed: int, start_ms: int, duration_s: float, timezone: str, bad_ratio: float
+        self,
+        seed: int,
+        start_ms: int,
+        duration_s: float,
+        timezone: str,
+        bad_ratio: float,
+        overrun_s: float = 0.0,
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
@@ -153,6 +159,9 @@ class _Shop:
         self.bad_ratio = bad_ratio
         self.start = start_ms
         self.end = start_ms + int(duration_s * 1000)
+        self.last = self.end + int(overrun_s * 1000)
+        """Events of what began in the span may go on until here (live rounds: a visit or
+        conversation started near a round's end is not cut off)."""
         self.zone = ZoneInfo(timezone)
         self.truth = ShopTruth(timezone)
         self.catalog = _catalog(self.rng)
@@ -168,8 +177,8 @@ class _Shop:
     # --- output ------------------------------------------------------------------------
 
     def emit(self, ms: int, kind: str, **fields: object) -> bool:
-        """Send one valid event at ``ms``; False (and nothing sent) outside the span."""
-        if not self.start <= ms < self.end:
+        """Send one valid event at ``ms``; False (nothing sent) outside the span and overrun."""
+        if not self.start <= ms < self.last:
             return False
         self.ids += 1
         doc: Doc = {
@@ -258,8 +267,10 @@ class _Shop:
         elif share < 0.33 and self.members:
             other = rng.choice(self.members)  # a second device of an existing member
             visitor.member_id, visitor.registered_ms = other.member_id, other.registered_ms
-        if rng.random() < 0.02:
-            visitor.orders_wanted = rng.randint(2, 7)
+        if rng.random() < 0.003:
+            # a few buyers split a basket into several orders (a paying buyer places
+            # about 1.2 paid orders on average: tests/unit/test_shop_generator.py)
+            visitor.orders_wanted = rng.randint(2, 4)
         t = self.arrival()
         while True:
             last_view = self.session(visitor, t)
@@ -565,6 +576,10 @@ class _Shop:
                 if not say(t, "customer_message", customer_id=customer):
                     return
             if exchange == exchanges - 1 and ending == "waiting":
+                if rng.random() < 0.95:
+                    # nobody answers: the customer gives up, and the chat system closes the
+                    # conversation after its inactivity limit (abandonment, 1 to 10 minutes)
+                    say(t + rng.randint(60_000, 600_000), "conversation_closed")
                 return
             delay = (
                 rng.randint(2000, 30_000) if rng.random() < 0.7 else rng.randint(30_001, 180_000)
@@ -667,18 +682,23 @@ def generate_shop(
     visitors: int,
     timezone: str = "Asia/Shanghai",
     bad_ratio: float = 0.0,
+    conversations: int | None = None,
+    overrun_s: float = 0.0,
 ) -> ShopTraffic:
     """Promotion-night shop traffic in ``[start, start + duration)`` on all four topics.
 
     The same arguments give the same messages. ``bad_ratio`` adds that share of
     invalid messages (counted in ``truth.rejected``) without changing the valid ones.
+    ``conversations``: customer-service chats begun in the span (default: one per ten
+    visitors, many to exercise the figures; a live demo sizes them to its agents).
+    ``overrun_s``: how long after the span the visits and chats begun in it may go on.
     """
-    shop = _Shop(seed, start_ms, duration_s, timezone, bad_ratio)
+    shop = _Shop(seed, start_ms, duration_s, timezone, bad_ratio, overrun_s)
     for index in range(visitors):
         shop.visitor(index)
     customers = [m.member_id for m in shop.members if m.member_id]
     customers += [f"v{seed}-{i:06d}" for i in range(0, visitors, 7)]
-    for number in range(max(1, visitors // 10)):
+    for number in range(max(1, visitors // 10) if conversations is None else conversations):
         shop.conversation(number, customers)
     shop.marketing()
     shop.stock()

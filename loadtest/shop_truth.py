@@ -271,6 +271,17 @@ class ShopTruth:
         """Buyers by number of paid orders in the bucket: keys 1..6, 6 meaning 6 or more."""
         return _distribution(self._derive().repeat.get((gran, start), Counter()))
 
+    def visitors_by_views(self, gran: str, start: int) -> tuple[int, int]:
+        """Visitors of an hour or day bucket with exactly one page view in it, and with more."""
+        per_visitor = Counter(
+            visitor
+            for visitor, views in self._views.items()
+            for view in views
+            if (gran, start) in self._buckets(view.ms)
+        )
+        one = sum(1 for n in per_visitor.values() if n == 1)
+        return one, len(per_visitor) - one
+
     def repeat_lifetime(self) -> dict[int, int]:
         """Buyers by number of paid orders over everything recorded (keys 1..6)."""
         return _distribution(self._derive().lifetime)

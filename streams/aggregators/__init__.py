@@ -91,6 +91,7 @@ class KpiAggregator:
             # Visits and conversations: their figures change with the batch's events and
             # with the watermark, at the end of the batch, the same whatever its size.
             visits.settle_visits(ctx, wm_before, memory.watermark_ms)
+            visits.drop_view_depth(ctx, wm_before, memory.watermark_ms)
             chat.settle_conversations(ctx, wm_before, memory.watermark_ms)
             orders.forget_orders(ctx, memory.watermark_ms)
         delta.watermark_ms = memory.watermark_ms
@@ -131,6 +132,7 @@ class KpiAggregator:
         end = self.end_of_input(wm_before)
         memory.watermark_ms = delta.watermark_ms = end
         visits.settle_visits(ctx, wm_before, end)
+        visits.drop_view_depth(ctx, wm_before, end)
         chat.settle_conversations(ctx, wm_before, end)
         orders.forget_orders(ctx, end)
         return delta

@@ -51,6 +51,12 @@ class BatchDelta:
         default_factory=lambda: defaultdict(Counter)
     )
     repeat_buyers: list[tuple[tuple[Bucket, ...], str]] = dc_field(default_factory=list)
+    view_depth: dict[tuple[Bucket, ...], Counter[str]] = dc_field(default_factory=dict)
+    """Page views per visitor, keyed by the hour and day buckets they fall in (only views
+    within the allowed lateness: the live 跳失率, :func:`depth_periods`)."""
+    depth_closed: list[Bucket] = dc_field(default_factory=list)
+    """Hours and days no view within the allowed lateness can reach any more: their page
+    views per visitor are dropped (the figures they gave stay)."""
     state_put: dict[tuple[str, str], str] = dc_field(default_factory=dict)
     state_del: set[tuple[str, str]] = dc_field(default_factory=set)
     zset_put: dict[tuple[str, str], int] = dc_field(default_factory=dict)
@@ -235,6 +241,13 @@ class BatchDelta:
             else:
                 scores.update(counts)
 
+    def count_view(self, periods: tuple[Bucket, ...], visitor: str) -> None:
+        """One more page view of ``visitor`` in each of ``periods`` (its hour and day)."""
+        views = self.view_depth.get(periods)
+        if views is None:
+            views = self.view_depth[periods] = Counter()
+        views[visitor] += 1
+
     def put_state(self, table: str, key: str, value: str) -> None:
         """Store a state entry (a session, a conversation)."""
         self.state_del.discard((table, key))
@@ -266,6 +279,16 @@ def _stored_distinct(buckets: tuple[Bucket, ...]) -> tuple[Bucket, ...]:
 def coarse(buckets: tuple[Bucket, ...]) -> tuple[Bucket, ...]:
     """Buckets of an hour or longer (rankings and page tables are not kept per minute)."""
     return tuple(b for b in buckets if b.granularity is not Granularity.MINUTE)
+
+
+DEPTH_PERIODS = (Granularity.HOUR, Granularity.DAY)
+"""The periods whose visitors are counted by page views (the live 跳失率)."""
+
+
+@lru_cache(maxsize=1 << 12)
+def depth_periods(buckets: tuple[Bucket, ...]) -> tuple[Bucket, ...]:
+    """The hour and day buckets of a tuple of buckets (those still retained)."""
+    return tuple(b for b in buckets if b.granularity in DEPTH_PERIODS)
 
 
 @lru_cache(maxsize=1 << 12)

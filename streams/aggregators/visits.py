@@ -29,7 +29,7 @@ from bisect import insort
 from collections.abc import Callable
 
 from streams.aggregators.context import BatchContext
-from streams.aggregators.delta import Dims, coarse
+from streams.aggregators.delta import DEPTH_PERIODS, Dims, coarse, depth_periods
 from streams.aggregators.figures import Figures, emit_difference
 from streams.aggregators.memory import View, encode_views
 from streams.common.keys import VISIT_TABLE
@@ -186,6 +186,9 @@ def add_view(ctx: BatchContext, visitor: str, view: View) -> None:
     if wm is not None and view.ms < wm - ctx.config.allowed_lateness_ms:
         ctx.delta.too_late += 1
         return
+    periods = depth_periods(ctx.retained(view.ms))
+    if periods:
+        ctx.delta.count_view(periods, visitor)
     views = memory.visits.get(visitor)
     if views is None:
         views = memory.visits[visitor] = []
@@ -220,6 +223,30 @@ def add_view(ctx: BatchContext, visitor: str, view: View) -> None:
         views.append(view)
     else:
         insort(views, view)
+
+
+DEPTH_DROP_MAX = 1_000
+"""Most hours (and days) one watermark move drops the page views per visitor of; older
+ones expire with their bucket's retention."""
+
+
+def drop_view_depth(ctx: BatchContext, wm_before: int | None, wm_after: int) -> None:
+    """Drop the page views per visitor of the hours and days the watermark put out of reach.
+
+    A bucket ending at ``end`` is out of reach once ``end <= watermark - lateness``: any
+    view in it is then too late (:func:`add_view`), so its live 跳失率 cannot change.
+    """
+    if wm_before is None or wm_after <= wm_before:
+        return
+    lateness = ctx.config.allowed_lateness_ms
+    clock, closed = ctx.clock, ctx.delta.depth_closed
+    for granularity in DEPTH_PERIODS:
+        bucket = clock.previous(clock.bucket_at(granularity, (wm_after - lateness) / 1000))
+        for _ in range(DEPTH_DROP_MAX):
+            if clock.end_of(bucket) * 1000 <= wm_before - lateness:
+                break
+            closed.append(bucket)
+            bucket = clock.previous(bucket)
 
 
 def settle_visits(ctx: BatchContext, wm_before: int | None, wm_after: int) -> None:

@@ -116,6 +116,14 @@ class KeyLayout:
         """Paid orders per buyer within ``bucket``."""
         return f"{self._tag(shard)}:bp:{bucket.granularity.value}:{bucket.start}"
 
+    def visitor_period(self, shard: Shard, bucket: Bucket) -> str:
+        """Page views per visitor within ``bucket`` (an hour or a day), while it is open.
+
+        Dropped once the watermark is the allowed lateness past the bucket's end
+        (:data:`VIEW_DEPTH_FIELD` keeps the figures).
+        """
+        return f"{self._tag(shard)}:vp:{bucket.granularity.value}:{bucket.start}"
+
     def tally(self, shard: Shard, name: str) -> str:
         """A running tally hash (no bucket)."""
         return f"{self._tag(shard)}:t:{name}"
@@ -160,7 +168,7 @@ class KeyLayout:
         shard_id, _, rest = key[len(head) :].partition("}:")
         shard = Shard.parse(shard_id)
         kind, _, tail = rest.partition(":")
-        if kind in ("b", "bp", "u", "r"):
+        if kind in ("b", "bp", "vp", "u", "r"):
             g, _, tail = tail.partition(":")
             start, _, name = tail.partition(":")
             if not start.lstrip("-").isdigit():
@@ -197,6 +205,7 @@ class KeyLayout:
 _KINDS = {
     "b": "counters",
     "bp": "buyer_period",
+    "vp": "visitor_period",
     "u": "distinct",
     "r": "ranking",
     "t": "tally",
@@ -244,6 +253,11 @@ REPEAT_LIFETIME_TALLY = "repeat_lifetime"
 REPEAT_FIELD = "repeat_buyers"
 """Counter name of the repeat-purchase distribution (``repeat_buyers|orders=1`` .. ``=6``)."""
 REPEAT_MAX = 6
+VIEW_DEPTH_FIELD = "visitors_by_views"
+"""Counter name of the visitors of an hour or a day by their page views in it:
+``visitors_by_views|views=1`` (exactly one: the live 跳失率's numerator) and ``=2``
+(two or more)."""
+VIEW_DEPTH_MAX = 2
 RANKING_TRIMMED = "ranking_trimmed"
 """Counter of the scores a ranking lost to its cap (``ranking_trimmed|ranking=<name>``,
 written by the apply script in the ranking's bucket): no member's score is low by more."""

@@ -11,7 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
-from streams.common.keys import ANY, REPEAT_FIELD, REPEAT_MAX, field
+from streams.common.keys import (
+    ANY,
+    REPEAT_FIELD,
+    REPEAT_MAX,
+    VIEW_DEPTH_FIELD,
+    VIEW_DEPTH_MAX,
+    field,
+)
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -50,6 +57,26 @@ def repeat_rate(distribution: Mapping[int, int]) -> float | None:
     """Share of buyers with two or more paid orders."""
     buyers = sum(distribution.values())
     return ratio(sum(n for orders, n in distribution.items() if orders >= 2), buyers)
+
+
+def visitors_by_views(f: WindowFigures) -> tuple[int, int]:
+    """Visitors of the hour or day with exactly one page view, and with two or more.
+
+    Counted exactly from each visitor's page views within the allowed lateness (0, 0 in
+    other windows).
+    """
+    return f.c(VIEW_DEPTH_FIELD, "views", "1"), f.c(VIEW_DEPTH_FIELD, "views", str(VIEW_DEPTH_MAX))
+
+
+def live_bounce_rate(f: WindowFigures) -> float | None:
+    """跳失率 as Alibaba's merchant dashboard (生意参谋) shows it, live.
+
+    Visitors so far in the hour or day who viewed exactly one page / visitors who viewed
+    a page. Unlike the visit-based :data:`bounce_rate` (one-view visits / ended visits),
+    it needs no visit to end, so it has a value from the first page view of the day.
+    """
+    one, more = visitors_by_views(f)
+    return ratio(one, one + more)
 
 
 def net_gmv_cents(f: WindowFigures) -> int:
@@ -171,6 +198,13 @@ KPIS: tuple[Kpi, ...] = (
         C("bounces"),
         CLOSED,
         (CH,),
+    ),
+    Kpi(
+        "live_bounce_rate",
+        "跳失率 (访客)",
+        "visitors who viewed exactly one page so far / visitors who viewed a page (hour, day)",
+        "ratio",
+        custom=live_bounce_rate,
     ),
     Kpi(
         "pages_per_session",

@@ -33,6 +33,7 @@ from streams.common.keys import (
     REPEAT_FIELD,
     REPEAT_MAX,
     RESPONSE_BINS_S,
+    VIEW_DEPTH_MAX,
     Shard,
 )
 from streams.common.keys import (
@@ -50,12 +51,19 @@ from streams.kpi.formulas import (
     growth,
     net_gmv_cents,
     sales_completion,
+    visitors_by_views,
 )
 from streams.kpi.scorecard import ITEMS as SCORE_ITEMS
 from streams.kpi.scorecard import PERIODS, Targets
 from streams.kpi.scorecard import score as score_card
 from streams.kpi.scorecard import total as score_total
-from streams.metrics.windows import GROWTH, PERIOD_GRANULARITY, PERIOD_WINDOWS, RANKED_WINDOWS
+from streams.metrics.windows import (
+    DEPTH_WINDOWS,
+    GROWTH,
+    PERIOD_GRANULARITY,
+    PERIOD_WINDOWS,
+    RANKED_WINDOWS,
+)
 from streams.store.reader import Labels, Live, Ops, StoreFigures
 
 ITEM_LABEL_MAX = 128
@@ -172,6 +180,17 @@ class FamilyBuilder:
             for orders, n in figures[name].repeat_distribution().items():
                 repeat.add_metric([name, _orders_label(orders)], n)
         families.append(repeat)
+        depth = GaugeMetricFamily(
+            "shop_visitors_by_page_views",
+            "Visitors so far in the hour or day by their page views in it (1, or 2 = two or"
+            " more); the live 跳失率 is the first over both.",
+            labels=["window", "page_views"],
+        )
+        for name in (w for w in DEPTH_WINDOWS if w in figures):
+            one, more = visitors_by_views(figures[name])
+            depth.add_metric([name, "1"], one)
+            depth.add_metric([name, f"{VIEW_DEPTH_MAX}+"], more)
+        families.append(depth)
         for metric, stored in (
             ("cs_response_seconds", "cs_response"),
             ("cs_first_response_seconds", "cs_first_response"),

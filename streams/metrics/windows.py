@@ -36,6 +36,8 @@ PREVIOUS = {
     "last_month": Granularity.MONTH,
 }
 RANKED_WINDOWS = ("hour", "day", "week", "month", "yesterday")
+DEPTH_WINDOWS = ("hour", "day", "yesterday")
+"""The windows with visitors by page views (the live 跳失率): hours and days."""
 PERIOD_WINDOWS = ("day", "week", "month", "yesterday", "last_week", "last_month")
 GROWTH = {"day": "yesterday", "week": "last_week", "month": "last_month"}
 """A period so far and the complete period before it (growth, scorecard)."""

@@ -31,7 +31,14 @@ from streams.common.keys import (
     closed_writes,
 )
 from streams.common.timebuckets import Bucket, BucketClock
-from streams.store.sink import CAPS, RANKING_CAP, Applied, StoredShard, closed_granularities
+from streams.store.sink import (
+    CAPS,
+    RANKING_CAP,
+    Applied,
+    StoredShard,
+    closed_granularities,
+    view_depth_bin,
+)
 
 
 @dataclass
@@ -52,6 +59,10 @@ class ShardStore:
         default_factory=lambda: defaultdict(Counter)
     )
     """Paid orders per buyer, per period bucket (None: lifetime)."""
+    visitor_views: defaultdict[Bucket, Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
+    """Page views per visitor, per open hour and day (the live 跳失率)."""
     lifetime: Counter[str] = field(default_factory=Counter)
     """The lifetime repeat-purchase distribution (``repeat_buyers|orders=<n>``)."""
     tables: defaultdict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
@@ -132,6 +143,17 @@ class MemorySink:
                 store.counters[(bucket, prefix + up)] += 1
                 if down:
                     store.counters[(bucket, prefix + down)] -= 1
+        for periods, views in delta.view_depth.items():
+            for bucket in periods:  # as the script's V op
+                tally = store.visitor_views[bucket]
+                for visitor, n in views.items():
+                    before = tally[visitor]
+                    tally[visitor] = before + n
+                    if before:
+                        store.counters[(bucket, view_depth_bin(before))] -= 1
+                    store.counters[(bucket, view_depth_bin(before + n))] += 1
+        for bucket in delta.depth_closed:
+            store.visitor_views.pop(bucket, None)
         for (table, row), value in delta.state_put.items():
             store.tables[table][row] = value
         for table, row in delta.state_del:
@@ -148,6 +170,7 @@ class MemorySink:
             touched = {bucket for bucket, _ in delta.counters} | {b for b, _ in delta.distinct}
             touched |= {b for buckets, _, _ in delta.ranked_groups() for b in buckets}
             touched |= {b for periods, _ in delta.repeat_buyers for b in periods}
+            touched |= {b for periods in delta.view_depth for b in periods}
             for granularity in closed_granularities(touched, self.clock, now_ms):
                 store.ops[closed_writes(granularity)] += 1
         for name, n in ((OPS_LATE, delta.late), (OPS_TOO_LATE, delta.too_late)):

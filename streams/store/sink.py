@@ -31,6 +31,8 @@ from streams.common.keys import (
     REPEAT_LIFETIME_TALLY,
     REPEAT_MAX,
     STATE_TABLES,
+    VIEW_DEPTH_FIELD,
+    VIEW_DEPTH_MAX,
     KeyLayout,
     Shard,
     closed_writes,
@@ -62,7 +64,7 @@ APPLY_SCRIPT = """
 local cur = redis.call('GET', KEYS[1])
 if cur == false then cur = '' end
 if cur ~= ARGV[1] then return {0, cur} end
-local commands = {H='HINCRBY', X='EXPIREAT', E='EXPIRE', D='HDEL', A='ZADD', R='ZREM'}
+local commands = {H='HINCRBY', X='EXPIREAT', E='EXPIRE', D='HDEL', A='ZADD', R='ZREM', W='DEL'}
 local items = cmsgpack.unpack
 local i = 5
 local n = #ARGV
@@ -158,6 +160,25 @@ while i <= n do
       redis.call('HINCRBY', dist, prefix .. math.min(orders, top), 1)
       if orders > 1 then redis.call('HINCRBY', dist, prefix .. math.min(orders - 1, top), -1) end
     end
+  elseif op == 'V' then
+    -- page views per visitor in an hour or a day (the live 跳失率): add each visitor's
+    -- views (visitor, n, visitor, n, ...) in KEYS[key] and move the visitors between the
+    -- bins of the bucket's counters: ARGV[i+5] (exactly one view), ARGV[i+6] (two or more)
+    local dist = KEYS[tonumber(ARGV[i+3])]
+    local pairs_ = items(ARGV[i+4])
+    local one, more = 0, 0
+    for j = 1, #pairs_, 2 do
+      local n = tonumber(pairs_[j + 1])
+      local after = redis.call('HINCRBY', key, pairs_[j], n)
+      if after == n then
+        if n == 1 then one = one + 1 else more = more + 1 end
+      elseif after - n == 1 then
+        one = one - 1
+        more = more + 1
+      end
+    end
+    if one ~= 0 then redis.call('HINCRBY', dist, ARGV[i+5], one) end
+    if more ~= 0 then redis.call('HINCRBY', dist, ARGV[i+6], more) end
   elseif op == 'C' then
     redis.call('HINCRBY', KEYS[3], ARGV[i+3], ARGV[i+4])
   else
@@ -412,6 +433,19 @@ class RedisSink:
                 script.op("B", count_key, script.key(dist_key), prefix, REPEAT_MAX, buyer)
                 expiries[count_key] = self.expires_at(bucket)
                 expiries[dist_key] = self.expires_at(bucket)
+        one, more = field(VIEW_DEPTH_FIELD, "views", "1"), view_depth_bin(VIEW_DEPTH_MAX)
+        for periods, views in delta.view_depth.items():
+            packed = pack_list(_flat((visitor, str(n)) for visitor, n in views.items()))
+            touched.update(periods)
+            for bucket in periods:
+                views_key, dist_key = (
+                    layout.visitor_period(shard, bucket),
+                    layout.counters(shard, bucket),
+                )
+                script.op("V", views_key, script.key(dist_key), packed, one, more)
+                expiries[views_key] = expiries[dist_key] = self.expires_at(bucket)
+        for bucket in delta.depth_closed:  # after 'V': a batch may write a bucket, then close it
+            script.op("W", layout.visitor_period(shard, bucket))
         by_table: dict[str, list[str]] = {}
         for (table, key_), value in delta.state_put.items():
             by_table.setdefault(table, []).extend((key_, value))
@@ -444,6 +478,11 @@ class RedisSink:
         for reason, n in delta.rejected.items():
             script.op("C", layout.ops(shard), OPS_REJECTED_PREFIX + reason.value, n)
         return script.keys, script.args
+
+
+def view_depth_bin(views: int) -> str:
+    """The counter field of the visitors with ``views`` page views (the last bin: or more)."""
+    return field(VIEW_DEPTH_FIELD, "views", str(min(views, VIEW_DEPTH_MAX)))
 
 
 def _flat(pairs: Iterable[tuple[str, str]]) -> Iterable[str]:

@@ -196,6 +196,7 @@ ranking can be low by (0: exact).
 |---|---|---|
 | `shop_repeat_buyers` | window (day, week, month, yesterday, last_week, last_month), orders (1 … 5, `6+`) | 复购: buyers by number of paid orders in the window (buyer = member id, else visitor id) |
 | `shop_repeat_buyers_lifetime` | orders | the same over all time |
+| `shop_visitors_by_page_views` | window (hour, day, yesterday), page_views (1, `2+`) | visitors so far in the hour or day by their page views in it; `shop_live_bounce_rate` is the first over both (see below) |
 | `shop_net_gmv_yuan` | window | GMV minus refunds |
 | `shop_sales_completion` | window (day, week, month, yesterday, last_week, last_month) | 销售额完成率: GMV / target, when `KPI_GMV_TARGET_DAY` / `_WEEK` / `_MONTH` (yuan) is set |
 | `shop_gmv_target_yuan` | window | the target itself |
@@ -206,6 +207,32 @@ ranking can be low by (0: exact).
 | `shop_cs_agents_busy` | | agents holding at least one conversation |
 | `shop_cs_agents_over_cap` | | agents holding more than `KPI_AGENT_CAP` (5) conversations |
 | `shop_cs_agent_concurrency_max` | | most conversations one agent holds |
+
+## Two bounce rates (跳失率)
+
+- `shop_bounce_rate{window}`, visit-based: one-view visits / ended visits, by the
+  visits' start. A visit ends 30 minutes (`KPI_SESSION_TIMEOUT_MINUTES`) after its last
+  view, so the figure lags by that much and has no value for the first half hour of a
+  day or hour.
+- `shop_live_bounce_rate{window}`, visitor-based, as Alibaba's merchant dashboard (生意参谋)
+  shows 跳失率: visitors so far in the hour or day who viewed exactly one page / visitors
+  who viewed a page. It has a value from the first page view and moves with every one;
+  a visitor who comes back later in the day is no longer a bounce. Windows `hour`, `day`
+  and `yesterday`.
+
+The live figure counts each visitor's page views exactly, not with a HyperLogLog:
+while an hour or a day can still get a view within the allowed lateness, each
+clickstream partition keeps a hash of page views per visitor for it (`vp` keys), and
+the apply moves a visitor from the one-view bin to the two-or-more bin on their second
+view. Once the watermark is the allowed lateness past the period's end, the hash is
+deleted; the two bins stay in the bucket's counters. Views further behind the watermark
+than the allowed lateness count in PV but not here, as they join no visit. Cost: one
+`HINCRBY` per visitor, hour and day in each batch, and 58 bytes of Redis memory per
+visitor and open period (`MEMORY USAGE` of a hash of 100,000 visitor ids of 13
+characters, Redis 7.0). A visitor is in their day's hash and their hours'; with the
+default 3-hour lateness about four hours and one or two days are open at a time, so a
+day of 1 million visitors holds about 58 MB for the day plus 58 bytes per visitor of
+the last four hours.
 
 ## Appraisal scorecard (绩效考核)
 

@@ -242,6 +242,21 @@ def compare_kpis(truth: ShopTruth, series: Series, at: float) -> tuple[list[str]
                     value("shop_repeat_buyers", window=window, orders=label),
                     dist.get(orders, 0),
                 )
+        if window in ("hour", "day", "yesterday"):
+            one, more = truth.visitors_by_views(gran, starts[0])
+            for views, n in (("1", one), ("2+", more)):
+                check(
+                    f"shop_visitors_by_page_views{{{window},{views}}}",
+                    value("shop_visitors_by_page_views", window=window, page_views=views),
+                    n,
+                )
+            live = value("shop_live_bounce_rate", window=window)
+            checked += 1
+            if one + more == 0:
+                if live is not None:
+                    problems.append(f"shop_live_bounce_rate{{{window}}}: {live} without visitors")
+            else:
+                check(f"shop_live_bounce_rate{{{window}}}", live, one / (one + more))
     # Exit rates of the day: views and exits by page, floor of 20 views, top 20.
     gran, starts = wins["day"]
     views = truth.ranking(gran, starts[0], "page_views")

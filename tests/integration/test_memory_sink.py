@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from loadtest.shop_generator import disorder, generate_shop
 from streams.common.keys import BUYER_PAID_TALLY, REPEAT_LIFETIME_TALLY, KeyLayout, Shard
 from streams.common.settings import Settings, topic_kinds
-from streams.common.timebuckets import BucketClock
+from streams.common.timebuckets import Bucket, BucketClock, Granularity
 from streams.ingest.events import TopicKind
 from streams.store import sink as sink_module
 from streams.store.memory_sink import MemorySink, ShardStore
@@ -101,6 +101,13 @@ def compare(client: redis.Redis, layout: KeyLayout, shard: Shard, twin: ShardSto
         same(f"live set {name}", {str(m): int(s) for m, s in stored}, members)
     for name, tally in twin.tallies.items():
         same(f"tally {name}", int_hash(client, layout.tally(shard, name)), dict(tally))
+    for bucket, views in twin.visitor_views.items():
+        key = layout.visitor_period(shard, bucket)
+        same(f"page views per visitor {bucket}", int_hash(client, key), dict(views))
+    pattern = layout.counters(shard, Bucket(Granularity.HOUR, 0)).split("}:")[0] + "}:vp:*"
+    stored_periods = {str(k) for k in client.scan_iter(match=pattern)}
+    kept = {layout.visitor_period(shard, b) for b, views in twin.visitor_views.items() if views}
+    same("periods with page views per visitor", stored_periods, kept)
     return problems
 
 
@@ -148,6 +155,7 @@ def test_the_twin_and_the_lua_apply_agree(
     assert sum(o["rejected:duplicate_event_id"] for o in ops) > 0
     assert sum(o["late"] for o in ops) > 0
     assert any(store.tables["visit"] for store in twin.shards.values())
+    assert any(store.visitor_views for store in twin.shards.values())
     trimmed = [
         n for s in twin.shards.values() for (_, f), n in s.counters.items() if "trimmed" in f
     ]

@@ -90,8 +90,17 @@ class Store:
     tallies: Counter[tuple[str, str]] = field(default_factory=Counter)
     watermark_ms: int | None = None
     retractions: int = 0
+    views: Counter[tuple[Bucket, str]] = field(default_factory=Counter)
+    """Page views per (hour or day, visitor), as the sink's per-visitor hashes sum them."""
+    dropped: set[Bucket] = field(default_factory=set)
 
     def add(self, delta: BatchDelta) -> None:
+        for periods, views in delta.view_depth.items():
+            for bucket in periods:
+                assert bucket not in self.dropped, f"a view in {bucket} after it was dropped"
+                for visitor, n in views.items():
+                    self.views[(bucket, visitor)] += n
+        self.dropped.update(delta.depth_closed)
         self.counters.update(delta.counters)
         for key, members in delta.distinct.items():
             self.distinct[key] |= members
@@ -119,11 +128,17 @@ class Store:
             "repeat": nonzero(self.repeat),
             "waiting": dict(self.zsets),
             "agents": nonzero(self.tallies),
+            "visitors_by_views": by_views(self.views),
         }
 
     def reload(self) -> ShardMemory:
         """The memory a restarted worker would load."""
         return ShardMemory.from_tables(self.watermark_ms, self.tables)
+
+
+def by_views(views: Mapping[tuple[Bucket, str], int]) -> Counter[tuple[Bucket, int]]:
+    """Visitors per (hour or day, 1 or 2 = two or more page views): the live 跳失率's parts."""
+    return Counter((bucket, min(n, 2)) for (bucket, _), n in views.items() if n)
 
 
 def nonzero(counts: Mapping[K, int]) -> dict[K, int]:
@@ -429,6 +444,24 @@ def test_the_property_fails_when_resent_order_events_count_again(
     assert property_fails()
 
 
+def test_the_property_fails_when_page_views_per_visitor_are_dropped_too_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Mutant: an hour's or day's page views per visitor are dropped once the watermark
+    # passes its end, without waiting for the allowed lateness: a late view then lands in a
+    # period already dropped (the sink would count its visitor as new).
+    from streams.aggregators import visits
+
+    original = visits.drop_view_depth
+
+    def early(ctx: BatchContext, wm_before: int | None, wm_after: int) -> None:
+        lateness = ctx.config.allowed_lateness_ms
+        original(ctx, None if wm_before is None else wm_before + lateness, wm_after + lateness)
+
+    monkeypatch.setattr(visits, "drop_view_depth", early)
+    assert property_fails()
+
+
 def test_a_resolution_waiting_for_its_opening_is_forgotten_after_a_restart_too() -> None:
     resolved = event("complaint_resolved", at(1, 5), conversation_id="X", complaint_id="k")
     for restart in (None, 0):
@@ -480,3 +513,11 @@ def test_what_is_stored_is_the_definition_of_the_final_views(
     assert nonzero({k: v for k, v in store.ranked.items() if k[1] == "page_exits"}) == nonzero(
         ranked
     )
+    # The live 跳失率's parts: each visitor's page views per hour and day, counted in full.
+    views: Counter[tuple[Bucket, str]] = Counter()
+    for e in events:
+        if e.type == "page_view":
+            for bucket in agg.clock.buckets(e.event_ms):
+                if bucket.granularity in (Granularity.HOUR, Granularity.DAY):
+                    views[(bucket, str(e.attrs["visitor_id"]))] += 1
+    assert by_views(store.views) == by_views(views)

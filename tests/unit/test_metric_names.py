@@ -32,6 +32,7 @@ def everything() -> StoreFigures:
         for dim in comp.dims:
             counters[field(comp.name, dim, LABELS.values(dim)[0])] = 5
     counters[field("repeat_buyers", "orders", "2")] = 1
+    counters[field("visitors_by_views", "views", "1")] = 1
     distinct = {field(c.name, "_all", "_all"): 7 for c in DISTINCT}
     for comp in DISTINCT:
         for dim in comp.dims:

@@ -591,3 +591,61 @@ def shop_time(value: bytes) -> int | None:
         return ShopTruth._time_ms(json.loads(value)["event_time"])
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _docs(generated: ShopTraffic, kind: str) -> list[dict[str, Any]]:
+    return [json.loads(value) for _, value in generated.messages[kind]]
+
+
+def _event_ms(doc: dict[str, Any]) -> int:
+    return int(datetime.fromisoformat(doc["event_time"]).timestamp() * 1000)
+
+
+def test_paying_buyers_place_a_realistic_number_of_paid_orders() -> None:
+    # A promotion night: most paying buyers pay one order, a few split a basket.
+    paid = [d for d in _docs(traffic(), "orders") if d["type"] == "order_paid"]
+    per_buyer = Counter(d.get("member_id") or d["visitor_id"] for d in paid)
+    assert len(per_buyer) > 20
+    assert 1.0 < len(paid) / len(per_buyer) <= 1.5
+    assert Counter(per_buyer.values())[1] > 0.7 * len(per_buyer)
+
+
+def test_live_rounds_keep_the_customers_waiting_at_a_steady_level() -> None:
+    # Twelve 5-minute rounds as `shop_cli --live` plays them: chats sized below the agents'
+    # capacity, visits and chats going on past their round, unanswered customers giving up.
+    from loadtest.shop_cli import CHATS_PER_MINUTE, OVERRUN_S
+
+    round_ms = 300_000
+    chat: list[dict[str, Any]] = []
+    for n in range(12):
+        generated = generate_shop(
+            100 + n,
+            START + n * round_ms,
+            round_ms / 1000,
+            200,
+            conversations=round(CHATS_PER_MINUTE * 5),
+            overrun_s=OVERRUN_S,
+        )
+        chat += _docs(generated, "chat")
+    chat.sort(key=_event_ms)
+
+    def waiting_at(t_ms: int) -> tuple[int, float]:
+        """Customers whose last message before ``t_ms`` is unanswered, and the longest wait."""
+        last: dict[str, tuple[str, int]] = {}
+        since: dict[str, int] = {}
+        for doc in chat:
+            ms = _event_ms(doc)
+            if ms >= t_ms:
+                break
+            cid, kind = doc["conversation_id"], doc["type"]
+            if kind == "customer_message" and last.get(cid, ("", 0))[0] != "customer_message":
+                since[cid] = ms
+            last[cid] = (kind, ms)
+        waits = [t_ms - since[c] for c, (kind, _) in last.items() if kind == "customer_message"]
+        return len(waits), max(waits, default=0) / 1000
+
+    levels = [waiting_at(START + n * round_ms) for n in range(3, 13)]
+    counts = [n for n, _ in levels]
+    # steady: no growth round after round, and no wait as old as the demo
+    assert max(counts) <= 3 * max(1, min(counts)) and max(counts) < 40, levels
+    assert max(longest for _, longest in levels) < 15 * 60, levels

@@ -21,6 +21,10 @@ class FakePrometheus:
             return [Sample({"topic": "clickstream"}, 1017.0)]
         if "watermark_delay" in promql:
             return [Sample({"topic": "clickstream"}, 2.25)]
+        if promql == 'shop_live_bounce_rate{window="day"}':
+            return [Sample({"window": "day"}, 0.41234)]
+        if promql == 'shop_page_views_by_channel{window="5m"}':
+            return [Sample({"window": "5m", "channel": "search"}, 12345.0)]
         return []
 
 
@@ -40,3 +44,13 @@ def test_now_is_the_default() -> None:
     client = FakePrometheus()
     render(client, ("other",))  # type: ignore[arg-type]
     assert set(client.asked_at) == {None}
+
+
+def test_the_live_bounce_rate_and_counts_are_shown_in_their_rows() -> None:
+    lines = render(FakePrometheus(), ("search", "other")).splitlines()  # type: ignore[arg-type]
+    today = next(line for line in lines if "跳失率 live, today" in line)
+    assert "41.2%" in today
+    hour = next(line for line in lines if "跳失率 live, this hour" in line)
+    assert "no data" in hour
+    search = next(line for line in lines if "search" in line)
+    assert "12,345" in search and "12,345.0" not in search
