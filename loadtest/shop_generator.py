@@ -189,7 +189,7 @@ class _Shop:
         }
         doc.update((k, v) for k, v in fields.items() if v is not None)
         topic = TOPIC_OF[kind]
-        key = str(doc[KEY_OF[kind]]).encode()
+        key = str(next(doc[k] for k in KEY_OF[kind].split("|") if doc.get(k))).encode()
         self.rows.append((ms, len(self.rows), topic, key, _encode(doc)))
         self.truth.record(doc)
         if self.bad_ratio and self.bad_rng.random() < self.bad_ratio:
@@ -204,7 +204,7 @@ class _Shop:
         if reason == "malformed_json":
             value = _encode(broken)[:-7]
         elif reason == "missing_field":
-            del broken[KEY_OF[doc["type"]]]
+            del broken[KEY_OF[doc["type"]].split("|")[-1]]
             value = _encode(broken)
         elif reason == "unknown_type":
             broken["type"] = doc["type"] + "_v0"

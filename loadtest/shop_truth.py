@@ -100,15 +100,14 @@ TOPIC_OF = {
     "stock_snapshot": "orders",
 }
 KEY_OF = {
-    **{
-        t: "visitor_id"
-        for t, kind in TOPIC_OF.items()
-        if kind in ("clickstream", "orders") and t != "stock_snapshot"
-    },
+    **{t: "visitor_id" for t, kind in TOPIC_OF.items() if kind == "clickstream"},
+    **{t: "member_id|visitor_id" for t, kind in TOPIC_OF.items() if kind == "orders"},
     **{t: "conversation_id" for t, kind in TOPIC_OF.items() if kind == "chat"},
     "cost_report": "channel",
     "stock_snapshot": "warehouse_id",
 }
+"""The field keying each type's messages; ``a|b``: ``a`` when present, else ``b`` (orders
+go by the buyer: the member, else the visitor)."""
 TOPIC_KINDS = ("clickstream", "orders", "chat", "marketing")
 """The four topic kinds, in the order :class:`~loadtest.shop_generator.ShopTraffic` lists them."""
 

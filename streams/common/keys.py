@@ -253,6 +253,9 @@ REPEAT_LIFETIME_TALLY = "repeat_lifetime"
 REPEAT_FIELD = "repeat_buyers"
 """Counter name of the repeat-purchase distribution (``repeat_buyers|orders=1`` .. ``=6``)."""
 REPEAT_MAX = 6
+CART_OR_ORDER = "carters_or_orderers"
+"""Distinct count read as the union of the ``carters`` and ``orderers`` HyperLogLogs (not
+stored): with both, the funnel's cart-to-order step counts only cart visitors who ordered."""
 VIEW_DEPTH_FIELD = "visitors_by_views"
 """Counter name of the visitors of an hour or a day by their page views in it:
 ``visitors_by_views|views=1`` (exactly one: the live 跳失率's numerator) and ``=2``

@@ -93,6 +93,7 @@ class EventSpec:
 
     topic: TopicKind
     key: str
+    """The field whose value keys the Kafka message; ``a|b``: ``a`` when present, else ``b``."""
     fields: Mapping[str, FieldSpec]
     doc: str
 
@@ -119,9 +120,13 @@ _PRODUCT = {
     "category": _opt(Kind.TEXT, "category path or code"),
     "brand": _opt(Kind.TEXT, "brand name"),
 }
+BUYER_KEY = "member_id|visitor_id"
+"""The orders topic's partition key: the buyer, their member id if they are a member, else
+their visitor id. A member's orders from two devices (two visitor ids) then meet on one
+partition, where their repeat purchase is counted (:data:`EventSpec.key`)."""
 _ORDER = {
-    "visitor_id": _f(Kind.ID, "the buyer's visitor id (partition key, links to the clickstream)"),
-    "member_id": _opt(Kind.ID, "the buyer's member id"),
+    "visitor_id": _f(Kind.ID, "the buyer's visitor id (links to the clickstream)"),
+    "member_id": _opt(Kind.ID, "the buyer's member id (the partition key when present)"),
     "order_id": _f(Kind.ID, "order"),
 }
 _ATTRIBUTION = {
@@ -181,7 +186,7 @@ EVENT_TYPES: dict[str, EventSpec] = {
     ),
     "order_created": EventSpec(
         TopicKind.ORDERS,
-        "visitor_id",
+        BUYER_KEY,
         {
             **_ORDER,
             **_ATTRIBUTION,
@@ -192,7 +197,7 @@ EVENT_TYPES: dict[str, EventSpec] = {
     ),
     "order_paid": EventSpec(
         TopicKind.ORDERS,
-        "visitor_id",
+        BUYER_KEY,
         {
             **_ORDER,
             **_ATTRIBUTION,
@@ -203,11 +208,11 @@ EVENT_TYPES: dict[str, EventSpec] = {
         "An order was paid; GMV counts at payment time.",
     ),
     "order_cancelled": EventSpec(
-        TopicKind.ORDERS, "visitor_id", {**_ORDER, **_ATTRIBUTION}, "An order was cancelled."
+        TopicKind.ORDERS, BUYER_KEY, {**_ORDER, **_ATTRIBUTION}, "An order was cancelled."
     ),
     "order_refunded": EventSpec(
         TopicKind.ORDERS,
-        "visitor_id",
+        BUYER_KEY,
         {
             **_ORDER,
             **_ATTRIBUTION,
@@ -218,7 +223,7 @@ EVENT_TYPES: dict[str, EventSpec] = {
     ),
     "review": EventSpec(
         TopicKind.ORDERS,
-        "visitor_id",
+        BUYER_KEY,
         {**_ORDER, "rating": _f(Kind.RATING, "1 to 5 stars; 4 and 5 are good reviews")},
         "A buyer reviewed an order.",
     ),

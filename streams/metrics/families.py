@@ -28,6 +28,7 @@ from prometheus_client.core import (
 
 from streams.common.keys import (
     ANY,
+    CART_OR_ORDER,
     LIVE_SEPARATOR,
     RANKING_TRIMMED,
     REPEAT_FIELD,
@@ -50,6 +51,7 @@ from streams.kpi.formulas import (
     exit_rates,
     growth,
     net_gmv_cents,
+    orderers_without_cart,
     sales_completion,
     visitors_by_views,
 )
@@ -180,6 +182,16 @@ class FamilyBuilder:
             for orders, n in figures[name].repeat_distribution().items():
                 repeat.add_metric([name, _orders_label(orders)], n)
         families.append(repeat)
+        without_cart = GaugeMetricFamily(
+            "shop_funnel_orderers_without_cart",
+            "Visitors who ordered without adding to a cart in the window (carters | orderers -"
+            " carters): the funnel's cart-to-order step leaves them out.",
+            labels=["window"],
+        )
+        for name, f in figures.items():
+            if f.d(CART_OR_ORDER):
+                without_cart.add_metric([name], orderers_without_cart(f))
+        families.append(without_cart)
         depth = GaugeMetricFamily(
             "shop_visitors_by_page_views",
             "Visitors so far in the hour or day by their page views in it (1, or 2 = two or"

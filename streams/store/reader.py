@@ -27,6 +27,7 @@ from redis.client import NEVER_DECODE
 
 from streams.common.keys import (
     ANY,
+    CART_OR_ORDER,
     DERIVED_SETS,
     HOLDING_ZSET,
     OPS_CONSUMED,
@@ -414,6 +415,18 @@ class StoreReader:
                 keys = merges.keys(writers[kind], window, parts, name)
                 if keys:
                     counts.append((keys, partial(_set_int, distinct[window.name], name)))
+        for window in windows:
+            if window.uv_only:
+                continue
+            # Visitors who added to a cart or ordered: carters | orderers, across the two
+            # topics' shards (the funnel's step from cart to order, formulas.cart_orderers).
+            parts = window.distinct_buckets or window.buckets
+            clicks_, orders_ = writers[TopicKind.CLICKSTREAM], writers[TopicKind.ORDERS]
+            union_keys = merges.keys(clicks_, window, parts, kpi_field("carters", ANY, ANY))
+            union_keys += merges.keys(orders_, window, parts, kpi_field("orderers", ANY, ANY))
+            if union_keys:
+                either = kpi_field(CART_OR_ORDER, ANY, ANY)
+                counts.append((union_keys, partial(_set_int, distinct[window.name], either)))
         merges.queue(batch)
         unions: list[_Union] = []
         # Each key is read once however many windows count it (today's day is a part of

@@ -242,6 +242,28 @@ def compare_kpis(truth: ShopTruth, series: Series, at: float) -> tuple[list[str]
                     value("shop_repeat_buyers", window=window, orders=label),
                     dist.get(orders, 0),
                 )
+        if window != "30m":
+            # The funnel's cart-to-order step: cart visitors who ordered / cart visitors,
+            # from three HyperLogLog counts (inclusion-exclusion); orderers without a cart.
+            carters = truth.members(gran, starts, "carters")
+            orderers = truth.members(gran, starts, "orderers")
+            slack = 0.03 * (len(carters) + len(orderers) + len(carters | orderers))
+            rate = value("shop_funnel_order_rate", window=window)
+            checked += 2
+            if not carters:
+                if rate is not None:
+                    problems.append(f"shop_funnel_order_rate{{{window}}}: {rate} without carters")
+            elif rate is None or not 0 <= rate <= 1:
+                problems.append(f"shop_funnel_order_rate{{{window}}}: {rate}, not in [0, 1]")
+            elif abs(rate - len(carters & orderers) / len(carters)) > slack / len(carters):
+                exact = len(carters & orderers) / len(carters)
+                problems.append(f"shop_funnel_order_rate{{{window}}}: {rate}, expected {exact}")
+            without = value("shop_funnel_orderers_without_cart", window=window) or 0.0
+            if abs(without - len(orderers - carters)) > max(1.0, slack):
+                problems.append(
+                    f"shop_funnel_orderers_without_cart{{{window}}}: {without},"
+                    f" expected {len(orderers - carters)}"
+                )
         if window in ("hour", "day", "yesterday"):
             one, more = truth.visitors_by_views(gran, starts[0])
             for views, n in (("1", one), ("2+", more)):

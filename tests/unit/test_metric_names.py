@@ -34,6 +34,7 @@ def everything() -> StoreFigures:
     counters[field("repeat_buyers", "orders", "2")] = 1
     counters[field("visitors_by_views", "views", "1")] = 1
     distinct = {field(c.name, "_all", "_all"): 7 for c in DISTINCT}
+    distinct[field("carters_or_orderers", "_all", "_all")] = 9
     for comp in DISTINCT:
         for dim in comp.dims:
             distinct[field(comp.name, dim, LABELS.values(dim)[0])] = 3
