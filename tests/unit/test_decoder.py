@@ -1,5 +1,6 @@
 """The compiled decoder gives exactly the reference decoder's result, for any input."""
 
+import dataclasses
 import json
 
 import pytest
@@ -88,11 +89,35 @@ def test_edge_cases_match(changes: dict[str, object], expected: RejectReason | N
         assert isinstance(result, Rejection) and result.reason is expected
 
 
-@pytest.mark.parametrize("depth", [100, 900, 1100, 5000])
-def test_deep_nesting_in_an_unknown_field_matches(depth: int) -> None:
+# The deployment's default size limit (1 MiB), so that deep nesting reaches both parsers.
+WIDE_LIMITS = dataclasses.replace(LIMITS, max_event_bytes=1_048_576)
+WIDE_DECODER = Decoder(WIDE_LIMITS)
+
+
+def _with_extra(extra: str) -> bytes:
     doc = json.dumps({**EXAMPLES["page_view"], "event_time": NOW - 1000})
-    raw = doc[:-1] + ', "extra": ' + "[" * depth + "]" * depth + "}"
-    both(raw.encode(), TopicKind.CLICKSTREAM)
+    return (doc[:-1] + ', "extra": ' + extra + "}").encode()
+
+
+# orjson, under the reference decoder, refuses 1024 levels; msgspec stops at the interpreter's
+# recursion limit: 1000 Python frames on 3.11, the C limit on 3.12 (1500) and 3.13 (10000).
+@pytest.mark.parametrize("depth", [100, 900, 1023, 1024, 1100, 1500, 5000, 9000, 10_000, 100_000])
+def test_deep_nesting_in_an_unknown_field_matches(depth: int) -> None:
+    raw = _with_extra("[" * depth + "]" * depth)
+    both(raw, TopicKind.CLICKSTREAM)
+    reference = decode(raw, WIDE_LIMITS, NOW, TopicKind.CLICKSTREAM)
+    assert WIDE_DECODER.decode(raw, NOW, TopicKind.CLICKSTREAM) == reference
+    if depth < 1024:
+        assert isinstance(reference, Event)
+    else:  # bad input gets a clear reason, on every Python version
+        assert isinstance(reference, Rejection)
+        assert reference.reason is RejectReason.MALFORMED_JSON
+        assert "recursion depth exceeded" in reference.detail
+
+
+def test_many_shallow_brackets_match() -> None:
+    raw = _with_extra("[" + ", ".join(["[{}]"] * 600) + "]")  # 1201 openers, 3 levels
+    assert isinstance(both(raw, TopicKind.CLICKSTREAM), Event)
 
 
 def test_duplicate_keys_and_money_as_integer_or_float_match() -> None:
