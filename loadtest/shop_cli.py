@@ -36,9 +36,11 @@ def _event_ms(value: bytes, fallback: int) -> int:
         return fallback  # an intentionally broken event: send it when its round starts
 
 
-CHATS_PER_MINUTE = 10
-"""Live chats begun per minute: with conversations lasting about three minutes, about 30
-open at once, below the 8 agents' capacity of 40 (5 each), so waits stay short."""
+CHATS_PER_MINUTE = 5
+"""Live chats begun per minute: a conversation stays open about 5.5 minutes (to its close,
+an abandonment, or the chat system closing it when idle), so about 28 are open at once,
+below the 8 agents' capacity of 40 (5 each), and waits stay short
+(tests/unit/test_shop_generator.py)."""
 OVERRUN_S = 3_600
 """How long a live round's visits and chats may go on after the round."""
 

@@ -613,6 +613,8 @@ class _Shop:
         if ending in ("closed", "thanks"):
             t = max(t, resolved_ms) + rng.randint(2000, 30_000)
             say(t, "conversation_closed")
+        else:  # left open: the chat system closes it after 10 to 30 idle minutes
+            say(max(t, resolved_ms) + rng.randint(600_000, 1_800_000), "conversation_closed")
 
     # --- stock ---------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from streams.aggregators.context import AggregatorConfig, BatchContext
 from streams.aggregators.delta import BatchDelta
 from streams.aggregators.memory import CLOSE, ShardMemory
 from streams.common.keys import ANY, field, parse_field
-from streams.common.timebuckets import Bucket, BucketClock
+from streams.common.timebuckets import Bucket, BucketClock, Granularity
 from streams.ingest.events import Event, Rejection, RejectReason
 
 __all__ = [
@@ -132,7 +132,11 @@ class KpiAggregator:
         end = self.end_of_input(wm_before)
         memory.watermark_ms = delta.watermark_ms = end
         visits.settle_visits(ctx, wm_before, end)
-        visits.drop_view_depth(ctx, wm_before, end)
+        # ...and every hour and day up to the end of the last one (a day may outlast the
+        # timeouts: a 25-hour day, conversations that time out in less than a day)
+        last_day = self.clock.bucket_at(Granularity.DAY, wm_before / 1000)
+        depth_end = self.clock.end_of(last_day) * 1000 + config.allowed_lateness_ms
+        visits.drop_view_depth(ctx, wm_before, max(end, depth_end))
         chat.settle_conversations(ctx, wm_before, end)
         orders.forget_orders(ctx, end)
         return delta

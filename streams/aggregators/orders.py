@@ -1,8 +1,9 @@
 """Order KPIs: orders by status, GMV at payment time, refunds, buyers, repeat purchase, reviews.
 
 Orders carry the channel and campaign the shop attributes them to; the
-funnel's order and pay steps count distinct visitors (the topic is keyed by
-the buyer's visitor id, so a buyer's events share a partition).
+funnel's order and pay steps count distinct visitors. The topic is keyed by
+the buyer (member id, else visitor id), so a buyer's events share a partition
+and their repeat purchase is counted on one shard.
 """
 
 from __future__ import annotations

@@ -227,7 +227,7 @@ def add_view(ctx: BatchContext, visitor: str, view: View) -> None:
 
 DEPTH_DROP_MAX = 1_000
 """Most hours (and days) one watermark move drops the page views per visitor of; older
-ones expire with their bucket's retention."""
+ones expire (the sink gives them the hour retention after their end)."""
 
 
 def drop_view_depth(ctx: BatchContext, wm_before: int | None, wm_after: int) -> None:
@@ -235,15 +235,24 @@ def drop_view_depth(ctx: BatchContext, wm_before: int | None, wm_after: int) -> 
 
     A bucket ending at ``end`` is out of reach once ``end <= watermark - lateness``: any
     view in it is then too late (:func:`add_view`), so its live 跳失率 cannot change.
+    Dropped: those out of reach at ``wm_after`` but not at ``wm_before``; a shard's first
+    batch (``wm_before`` None) drops those among the periods it wrote.
     """
-    if wm_before is None or wm_after <= wm_before:
-        return
     lateness = ctx.config.allowed_lateness_ms
+    if wm_before is not None:
+        if wm_after <= wm_before:
+            return
+        floor_ms = wm_before - lateness
+    else:
+        written = [b.start for periods in ctx.delta.view_depth for b in periods]
+        if not written:
+            return
+        floor_ms = min(written) * 1000  # no period ending by then was written
     clock, closed = ctx.clock, ctx.delta.depth_closed
     for granularity in DEPTH_PERIODS:
         bucket = clock.previous(clock.bucket_at(granularity, (wm_after - lateness) / 1000))
         for _ in range(DEPTH_DROP_MAX):
-            if clock.end_of(bucket) * 1000 <= wm_before - lateness:
+            if clock.end_of(bucket) * 1000 <= floor_ms:
                 break
             closed.append(bucket)
             bucket = clock.previous(bucket)

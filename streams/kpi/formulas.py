@@ -318,7 +318,7 @@ KPIS: tuple[Kpi, ...] = (
         "",
         "funnel: cart visitors who ordered / cart visitors (orders without a cart apart)",
         "ratio",
-        custom=lambda f: ratio(cart_orderers(f), f.d("carters")),
+        custom=lambda f: ratio(cart_orderers(f), f.d("carters")) if f.d(CART_OR_ORDER) else None,
     ),
     Kpi(
         "funnel_pay_rate",

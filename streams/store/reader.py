@@ -37,6 +37,7 @@ from streams.common.keys import (
     OPS_RETRACTIONS,
     OPS_TOO_LATE,
     REPEAT_LIFETIME_TALLY,
+    VIEW_DEPTH_FIELD,
     WAITING_ZSET,
     KeyLayout,
     Shard,
@@ -513,9 +514,7 @@ class StoreReader:
         rankings = self._top(writers, ranked_windows, tops)
         exit_pages = self._exit_pages(clicks, ranked_windows, exit_candidates)
         figures = {
-            w.name: WindowFigures(
-                sum((counters[b] for b in w.buckets), Counter()), distinct.get(w.name, {})
-            )
+            w.name: WindowFigures(_window_counters(w, counters), distinct.get(w.name, {}))
             for w in windows
         }
         if cache is not None:
@@ -775,6 +774,23 @@ class _Merges:
             self.lost = True
             if self.cache is not None:
                 self.cache.merged.clear()
+
+
+def _window_counters(window: Window, counters: Mapping[Bucket, Counter[str]]) -> Counter[str]:
+    """The counters of ``window``: its buckets' summed.
+
+    Visitors by page views (the live 跳失率) are counted per hour or day and cannot be
+    summed: a visitor with one view in each of two hours is no one-view visitor of both.
+    They are kept only for a window of one hour or day bucket (not for a day so far made
+    of hours and minutes, as a backfill reads it).
+    """
+    if len(window.buckets) == 1:
+        return Counter(counters[window.buckets[0]])
+    total: Counter[str] = sum((counters[b] for b in window.buckets), Counter())
+    prefix = kpi_field(VIEW_DEPTH_FIELD, "views", "")
+    for name in [k for k in total if k.startswith(prefix)]:
+        del total[name]
+    return total
 
 
 class _Union:

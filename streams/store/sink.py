@@ -64,7 +64,7 @@ APPLY_SCRIPT = """
 local cur = redis.call('GET', KEYS[1])
 if cur == false then cur = '' end
 if cur ~= ARGV[1] then return {0, cur} end
-local commands = {H='HINCRBY', X='EXPIREAT', E='EXPIRE', D='HDEL', A='ZADD', R='ZREM', W='DEL'}
+local commands = {H='HINCRBY', X='EXPIREAT', E='EXPIRE', D='HDEL', A='ZADD', R='ZREM', W='UNLINK'}
 local items = cmsgpack.unpack
 local i = 5
 local n = #ARGV
@@ -443,8 +443,14 @@ class RedisSink:
                     layout.counters(shard, bucket),
                 )
                 script.op("V", views_key, script.key(dist_key), packed, one, more)
-                expiries[views_key] = expiries[dist_key] = self.expires_at(bucket)
-        for bucket in delta.depth_closed:  # after 'V': a batch may write a bucket, then close it
+                expiries[dist_key] = self.expires_at(bucket)
+                # normally dropped by the watermark (W below); else gone an hour retention
+                # after the period, not a day retention
+                end = max(self.clock.end_of(bucket), self.kept_from_s)
+                expiries[views_key] = end + self.retention_s[Granularity.HOUR]
+        # after 'V' (a batch may write a bucket, then close it); UNLINK frees a day's hash of
+        # every visitor in the background instead of blocking Redis while it is freed
+        for bucket in delta.depth_closed:
             script.op("W", layout.visitor_period(shard, bucket))
         by_table: dict[str, list[str]] = {}
         for (table, key_), value in delta.state_put.items():

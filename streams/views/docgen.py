@@ -217,13 +217,16 @@ cart filled the day before). Cart visitors who ordered are counted by
 inclusion–exclusion over HyperLogLogs: |carters| + |orderers| − |carters ∪ orderers|,
 the union read at scrape time across the clickstream's and the orders' partitions
 (each count about 0.8 % off, so the estimate is kept between 0 and the smaller set).
+Its error grows with all three counts, not with the carters alone: about
+0.8 % × (|carters| + |orderers| + |carters ∪ orderers|) visitors, so where orderers
+far outnumber carters (most orders skip the cart) the step can be several points off.
 `shop_funnel_orderers_without_cart{window}` (|carters ∪ orderers| − |carters|) shows the
 orderers the step leaves out; `shop_ordering_visitors` still counts them all.
 
 ## Two bounce rates (跳失率)
 
 - `shop_bounce_rate{window}`, visit-based: one-view visits / ended visits, by the
-  visits' start. A visit ends 30 minutes (`KPI_SESSION_TIMEOUT_MINUTES`) after its last
+  visits' start. A visit ends 30 minutes (`KPI_VISIT_TIMEOUT_MINUTES`) after its last
   view, so the figure lags by that much and has no value for the first half hour of a
   day or hour.
 - `shop_live_bounce_rate{window}`, visitor-based, as Alibaba's merchant dashboard (生意参谋)

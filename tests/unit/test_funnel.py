@@ -33,4 +33,5 @@ def test_estimates_off_by_the_hyperloglog_error_stay_in_range() -> None:
 
 def test_no_union_read_no_figure() -> None:
     assert cart_orderers(figures(10, 10, 0)) == 0
+    assert BY_NAME["funnel_order_rate"].value(figures(10, 10, 0)) is None
     assert BY_NAME["funnel_order_rate"].value(figures(0, 0, 0)) is None

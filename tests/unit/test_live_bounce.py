@@ -88,3 +88,28 @@ def test_page_views_per_visitor_are_dropped_once_the_lateness_has_passed() -> No
     assert visitors_by_views(figures(sink, TEN)) == (2, 1)
     assert visitors_by_views(figures(sink, TODAY)) == (2, 2)
     assert sink.shards[SHARD].ops["too_late"] == 1
+
+
+def test_a_first_batch_drops_the_periods_it_wrote_and_passed() -> None:
+    # One batch, the shard's first: views at 00:10 and 05:00; 05:00 - 3 h = 02:00, so the
+    # 00:00 and 01:00 hours are out of reach at its end.
+    sink = applied([[view(at(0, 10), "a"), view(at(5), "b")]])
+    kept = sink.shards[SHARD].visitor_views
+    assert Bucket(Granularity.HOUR, at(0) // 1000) not in kept
+    assert Bucket(Granularity.HOUR, at(5) // 1000) in kept and TODAY in kept
+    assert visitors_by_views(figures(sink, Bucket(Granularity.HOUR, at(0) // 1000))) == (1, 0)
+
+
+def test_the_end_of_input_drops_the_last_day_even_with_short_timeouts() -> None:
+    clock = BucketClock("Asia/Shanghai")
+    config = AggregatorConfig(
+        RETENTION, allowed_lateness_ms=LATENESS, conversation_timeout_ms=H
+    )  # the longest timeout 1 h: the watermark moves 4 h past 10:20, not past midnight
+    agg = KpiAggregator(clock, config)
+    sink, memory = MemorySink(), ShardMemory()
+    now_ms = DAY_START_MS + 3 * DAY * 1000
+    delta = agg.aggregate(EVENTS, memory, now_ms)
+    assert asyncio.run(sink.apply(SHARD, None, 0, delta, now_ms))
+    assert asyncio.run(sink.apply(SHARD, 0, 1, agg.end_input(memory, now_ms), now_ms))
+    assert dict(sink.shards[SHARD].visitor_views) == {}
+    assert visitors_by_views(figures(sink, TODAY)) == (1, 2)

@@ -473,3 +473,21 @@ def test_the_live_scrape_reuses_closed_windows_samples_until_a_late_write() -> N
     assert asyncio.run(sink.apply(shard, 0, 1, late, clock_now_ms)).applied
     assert yesterday_pv(collector.families_at(moment, cached=True)) == 5
     assert yesterday_pv(collector.families_at(moment, cached=True)) == 5
+
+
+def test_visitors_by_page_views_are_not_summed_over_buckets() -> None:
+    # A visitor with one view in each of two hours is no one-view visitor of the day: a
+    # window made of several buckets (a day so far, as backfill reads it) has no such bins.
+    from collections import Counter as Counter_
+
+    from streams.common.timebuckets import Bucket as Bucket_
+    from streams.common.timebuckets import Granularity as Granularity_
+    from streams.store.reader import Window as Window_
+    from streams.store.reader import _window_counters
+
+    one, two = "visitors_by_views|views=1", "visitors_by_views|views=2"
+    h1, h2 = Bucket_(Granularity_.HOUR, 3600), Bucket_(Granularity_.HOUR, 7200)
+    counters = {h1: Counter_({one: 1, "pv": 1}), h2: Counter_({one: 1, "pv": 1})}
+    assert _window_counters(Window_("hour", (h1,)), counters) == {one: 1, "pv": 1}
+    assert _window_counters(Window_("day", (h1, h2), partial=True), counters) == {"pv": 2}
+    assert two not in _window_counters(Window_("day", (h1, h2)), counters)

@@ -630,6 +630,16 @@ def test_live_rounds_keep_the_customers_waiting_at_a_steady_level() -> None:
         chat += _docs(generated, "chat")
     chat.sort(key=_event_ms)
 
+    def open_at(t_ms: int) -> int:
+        """Conversations begun before ``t_ms`` and not closed by then (agents hold them)."""
+        begun = {d["conversation_id"] for d in chat if _event_ms(d) < t_ms}
+        closed = {
+            d["conversation_id"]
+            for d in chat
+            if d["type"] == "conversation_closed" and _event_ms(d) < t_ms
+        }
+        return len(begun - closed)
+
     def waiting_at(t_ms: int) -> tuple[int, float]:
         """Customers whose last message before ``t_ms`` is unanswered, and the longest wait."""
         last: dict[str, tuple[str, int]] = {}
@@ -650,3 +660,6 @@ def test_live_rounds_keep_the_customers_waiting_at_a_steady_level() -> None:
     # steady: no growth round after round, and no wait as old as the demo
     assert max(counts) <= 3 * max(1, min(counts)) and max(counts) < 40, levels
     assert max(longest for _, longest in levels) < 15 * 60, levels
+    # agents hold few conversations and no more over time: 8 agents x 5 = 40
+    held = [open_at(START + n * round_ms) for n in range(3, 13)]
+    assert max(held) < 40 and held[-1] <= 1.5 * held[2], held
