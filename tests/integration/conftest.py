@@ -34,10 +34,23 @@ SASL_PASSWORD = "kpi-test-secret"
 STACK = ROOT / "ops" / "stack.sh"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port from 10,000 to 15,999, not handed out before in this session.
+
+    Below Linux's ephemeral range (32,768 and up): a port in it can be taken, between the
+    pick and the bind, as the source port of any outgoing connection, and a process started
+    later could not listen on it (every worker of a session crashed on its metrics port
+    once). Below the local stack's own ports (16,379 and up) and the cluster's (20,000 up).
+    """
+    for _ in range(1000):
+        port = 10_000 + int.from_bytes(os.urandom(2), "big") % 6_000
+        if port not in _HANDED_OUT and _port_free(port):
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no free port from 10,000 to 15,999")
 
 
 @dataclass
