@@ -18,13 +18,13 @@ import asyncio
 import os
 import time
 import uuid
-import zlib
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
 import redis
 
+from loadtest.bench_scrape import partitioned
 from loadtest.shop_generator import generate_shop
 from streams.aggregators import BatchDelta
 from streams.common.keys import Shard
@@ -34,7 +34,6 @@ from streams.store.sink import RedisSink
 from streams.worker.pipeline import BatchProcessor, DeadLetterList, Record
 from streams.worker.runtime import async_redis, batch_processor
 
-PARTITIONS = 4
 BATCH = 2_000
 
 
@@ -74,16 +73,7 @@ async def run(visitors: int, seed: int) -> None:
         for name, prefix in prefixes.items()
     }
     without_view_depth(processors["without"])
-    topics = {
-        "clickstream": base.clickstream_topic,
-        "orders": base.orders_topic,
-        "chat": base.chat_topic,
-        "marketing": base.marketing_topic,
-    }
-    per_shard: defaultdict[Shard, list[bytes]] = defaultdict(list)
-    for kind, sent in traffic.messages.items():
-        for key, value in sent:
-            per_shard[Shard(topics[kind], zlib.crc32(key) % PARTITIONS)].append(value)
+    per_shard = partitioned(traffic, base)
     usec: Counter[str] = Counter()
     turn = 0
     try:

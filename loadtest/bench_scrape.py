@@ -39,14 +39,10 @@ PARTITIONS = 4
 BATCH = 5_000
 
 
-async def apply_traffic(
-    processor: BatchProcessor, traffic: ShopTraffic, settings: Settings, offsets: Counter[Shard]
-) -> int:
-    """Apply generated traffic as the worker would take it from Kafka; messages applied.
+def partitioned(traffic: ShopTraffic, settings: Settings) -> dict[Shard, list[bytes]]:
+    """Generated messages by the partition Kafka would give them, in order.
 
-    Each message goes to partition ``crc32(key) % PARTITIONS`` of its topic (Kafka's
-    keyed partitioning, up to the hash), in batches of ``BATCH``; ``offsets`` holds each
-    partition's next offset and is advanced, so traffic can be applied in parts.
+    ``crc32(key) % PARTITIONS`` of their topic: keyed partitioning, up to the hash.
     """
     topics = {
         "clickstream": settings.clickstream_topic,
@@ -58,6 +54,19 @@ async def apply_traffic(
     for kind, messages in traffic.messages.items():
         for key, value in messages:
             per_shard[Shard(topics[kind], zlib.crc32(key) % PARTITIONS)].append(value)
+    return per_shard
+
+
+async def apply_traffic(
+    processor: BatchProcessor, traffic: ShopTraffic, settings: Settings, offsets: Counter[Shard]
+) -> int:
+    """Apply generated traffic as the worker would take it from Kafka; messages applied.
+
+    Each message goes to its partition (:func:`partitioned`), in batches of ``BATCH``;
+    ``offsets`` holds each partition's next offset and is advanced, so traffic can be
+    applied in parts.
+    """
+    per_shard = partitioned(traffic, settings)
     for shard, values in per_shard.items():
         for first in range(0, len(values), BATCH):
             chunk = values[first : first + BATCH]
